@@ -1,0 +1,37 @@
+//! An echo server: every byte goes back as it arrives.
+//!
+//! ```text
+//! cargo run --example echo -- --addr 127.0.0.1:9999 --strategy threading
+//! # then, in another terminal:
+//! nc 127.0.0.1 9999        # or: python3 -c "..."; type, and see it echoed
+//! ```
+//! Ctrl-C (SIGINT) or SIGTERM drains the connections in flight and exits 0.
+
+mod common;
+
+use clap::Parser;
+use socketserver::{HandlerResult, StreamRequest};
+
+/// The whole handler: copy what arrives back to the sender, as it arrives.
+pub fn echo(req: &mut StreamRequest) -> HandlerResult {
+    std::io::copy(&mut req.rfile, &mut req.wfile)?;
+    Ok(())
+}
+
+/// Echo server options.
+#[derive(Debug, Parser)]
+#[command(about = "Echo every byte back as it arrives")]
+struct Cli {
+    /// Address to listen on; port 0 lets the OS pick.
+    #[arg(long, default_value = "127.0.0.1:9999")]
+    addr: String,
+    #[command(flatten)]
+    serve: common::ServeArgs,
+}
+
+fn main() -> std::io::Result<()> {
+    common::init_logging();
+    let cli = Cli::parse();
+    serve_with_strategy!(cli.serve, cli.serve.builder(), |b| b
+        .tcp(cli.addr.as_str(), echo))
+}

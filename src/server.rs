@@ -1,0 +1,442 @@
+//! The server loop: one loop for every transport, handler and strategy.
+//!
+//! ```text
+//! serve_forever
+//!   loop
+//!     stop requested? ─────────────────────────────► return
+//!     accept while the listener is ready and below max_connections:
+//!       stop requested? ─► return  (checked before every accept)
+//!       transport.next()            accept(2) / recvmsg(2), non-blocking
+//!       handler.verify_request      false: close, done
+//!       strategy.execute(job)       inline / thread / pool / fork
+//!     strategy.service()            reap children
+//!     handler.service_actions()
+//!     poll(2) on listener + waker   sleeps until a request or a wake-up
+//! ```
+//!
+//! The poller is [`mio`] (epoll/kqueue), edge-triggered: the loop remembers
+//! that the listener is ready until `accept` says `WouldBlock`, so it can
+//! stop accepting at the connection limit without spinning and resume when
+//! a request ends (the request's guard wakes the loop).
+
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::builder::Config;
+use crate::control::{Control, ServerHandle};
+use crate::drain::{DrainReport, Tracker};
+use crate::error::TruncatedDatagram;
+use crate::handler::{Handles, catch, catch_hook};
+use crate::net::Addr;
+use crate::strategy::{Execute, Job, Sequential, Shared, Strategy};
+use crate::transport::{Incoming, Request, Transport};
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const CHILD: Token = Token(2);
+
+/// Requests taken per wake-up before housekeeping runs again.
+const ACCEPT_BATCH: usize = 64;
+/// First and longest pause after an accept error such as `EMFILE`.
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// The loop's own state; only one thread runs the loop at a time.
+struct Loop<T> {
+    poll: Poll,
+    events: Events,
+    transport: Option<T>,
+    /// The listener reported readiness and `next` has not said `WouldBlock`.
+    ready: bool,
+    /// After an accept error: no accepting until then, and the next pause.
+    backoff: Option<(Instant, Duration)>,
+    /// The thread running the loop now, to refuse `server_close` from a
+    /// handler on it.
+    thread: Option<ThreadId>,
+}
+
+/// A server: a transport `T`, a handler `H` and a strategy `S`.
+///
+/// Use the aliases: [`TcpServer`](crate::TcpServer),
+/// [`UdpServer`](crate::UdpServer), [`UnixStreamServer`](crate::UnixStreamServer),
+/// [`UnixDatagramServer`](crate::UnixDatagramServer), and their `Threading…`
+/// and `Forking…` forms; configure one with [`ServerBuilder`](crate::ServerBuilder).
+///
+/// All methods take `&self`: run [`serve_forever`](Self::serve_forever) on
+/// one thread and call [`shutdown`](Self::shutdown) from another (share the
+/// server with `std::thread::scope` or an `Arc`), or keep a
+/// [`ServerHandle`]. Dropping the server closes it as
+/// [`server_close`](Self::server_close) does.
+pub struct Server<T: Transport, H, S: Strategy = Sequential> {
+    shared: Arc<Shared<H>>,
+    strategy: S,
+    local: Addr,
+    looping: Mutex<Loop<T>>,
+    closed: Mutex<Option<DrainReport>>,
+}
+
+impl<T: Transport, H, S: Strategy> fmt::Debug for Server<T, H, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("server_address", &self.local)
+            .field(
+                "active_connections",
+                &self.shared.handle.active_connections(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport, H, S: Strategy> Server<T, H, S> {
+    pub(crate) fn new(transport: T, handler: H, strategy: S, config: Config) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        #[cfg(unix)]
+        poll.registry().register(
+            &mut mio::unix::SourceFd(&transport.raw_fd()),
+            LISTENER,
+            Interest::READABLE,
+        )?;
+        let control = Arc::new(Control::new(Waker::new(poll.registry(), WAKER)?));
+        strategy.attach(poll.registry(), CHILD)?;
+        let limit = match (config.max_connections, strategy.limit()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let tracker = Arc::new(Tracker::new(limit, Arc::clone(&control)));
+        let shared = Arc::new(Shared {
+            handler,
+            config,
+            handle: ServerHandle { control, tracker },
+            #[cfg(unix)]
+            child_closes: transport.child_closes(),
+        });
+        Ok(Server {
+            shared,
+            strategy,
+            local: transport.local_addr().clone(),
+            looping: Mutex::new(Loop {
+                poll,
+                events: Events::with_capacity(64),
+                transport: Some(transport),
+                ready: true,
+                backoff: None,
+                thread: None,
+            }),
+            closed: Mutex::new(None),
+        })
+    }
+
+    /// The address the server is bound to (Python's `server_address`): with
+    /// port 0, the port the OS picked.
+    pub fn server_address(&self) -> &Addr {
+        &self.local
+    }
+
+    /// A cloneable handle to stop the server from any thread.
+    pub fn handle(&self) -> ServerHandle {
+        self.shared.handle.clone()
+    }
+
+    /// The server's own handler value, on which the hooks run.
+    pub fn handler(&self) -> &H {
+        &self.shared.handler
+    }
+
+    /// The strategy, e.g. to read `Forking::active_children`.
+    pub fn strategy(&self) -> &S {
+        &self.strategy
+    }
+
+    /// Stops [`serve_forever`](Self::serve_forever) at once, without
+    /// blocking; see [`ServerHandle::shutdown`].
+    ///
+    /// Unlike Python's, it does not wait for the loop to return (which
+    /// deadlocks when called from a handler): join the thread running the
+    /// loop, or call [`server_close`](Self::server_close), to wait.
+    pub fn shutdown(&self) {
+        self.shared.handle.shutdown();
+    }
+
+    /// True once shutdown has been requested.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.handle.is_shutting_down()
+    }
+
+    /// How many requests are in flight now.
+    pub fn active_connections(&self) -> usize {
+        self.shared.handle.active_connections()
+    }
+
+    fn control(&self) -> &Control {
+        &self.shared.handle.control
+    }
+
+    fn tracker(&self) -> &Tracker {
+        &self.shared.handle.tracker
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Loop<T>> {
+        self.looping.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Closes the server: the listening socket first (the port is free at
+    /// once, nothing more is accepted), then waits for requests in flight
+    /// (Python's `block_on_close`), at most the
+    /// [`drain_timeout`](crate::ServerBuilder::drain_timeout), after which
+    /// live connections are cut with `shutdown(SHUT_RDWR)` and forked
+    /// children get `SIGTERM`. Returns what happened.
+    ///
+    /// A running `serve_forever` is stopped first. Calling it again returns
+    /// the first report. It refuses (`WouldBlock`) when called from a handler
+    /// running on the loop's own thread, which would wait for itself; call
+    /// [`shutdown`](Self::shutdown) there instead.
+    pub fn server_close(&self) -> io::Result<DrainReport> {
+        let mut closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(report) = *closed {
+            return Ok(report);
+        }
+        self.control().close();
+        if let Ok(lp) = self.looping.try_lock() {
+            if lp.thread == Some(thread::current().id()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "server_close called from a handler on the loop's thread; use shutdown()",
+                ));
+            }
+        }
+        let mut lp = self.lock();
+        if let Some(transport) = lp.transport.take() {
+            #[cfg(unix)]
+            let _ = lp
+                .poll
+                .registry()
+                .deregister(&mut mio::unix::SourceFd(&transport.raw_fd()));
+            drop(transport);
+        }
+        drop(lp);
+        let report = self.tracker().drain(
+            self.shared.config.drain_timeout,
+            self.strategy.drain_slice(),
+            &|| self.strategy.service(),
+        );
+        self.strategy.close(report.abandoned == 0);
+        *closed = Some(report);
+        Ok(report)
+    }
+}
+
+impl<T, H, S> Server<T, H, S>
+where
+    T: Transport,
+    H: Handles<T::Request>,
+    S: Execute<T::Request, H>,
+{
+    /// Serves requests until [`shutdown`](Self::shutdown) is called
+    /// (Python's `serve_forever`).
+    ///
+    /// There is no `poll_interval`: the loop sleeps until a request, a
+    /// shutdown or a finished request (at the connection limit) wakes it, so
+    /// shutdown takes effect at once. It returns `Ok` after a shutdown; a
+    /// request's failure never ends it, and accept errors (`EMFILE`, ...) are
+    /// logged and retried after a growing pause. A later call serves again.
+    pub fn serve_forever(&self) -> io::Result<()> {
+        let mut lp = self.lock();
+        if !self.control().begin_serve() {
+            return Ok(());
+        }
+        lp.thread = Some(thread::current().id());
+        let result = self.run(&mut lp);
+        lp.thread = None;
+        self.control().end_serve();
+        result
+    }
+
+    fn run(&self, lp: &mut Loop<T>) -> io::Result<()> {
+        loop {
+            if self.control().stop_requested() {
+                return Ok(());
+            }
+            for _ in 0..ACCEPT_BATCH {
+                if !self.take_one(lp) {
+                    break;
+                }
+            }
+            self.service();
+            if self.control().stop_requested() {
+                return Ok(());
+            }
+            let timeout = self.poll_timeout(lp, None);
+            self.wait(lp, timeout)?;
+        }
+    }
+
+    /// Serves exactly one request (Python's `handle_request`), or calls
+    /// `handle_timeout` once if the [`timeout`](crate::ServerBuilder::timeout)
+    /// passes first. With no timeout it waits as long as it takes.
+    pub fn handle_request(&self) -> io::Result<()> {
+        let mut lp = self.lock();
+        lp.thread = Some(thread::current().id());
+        let result = self.one_request(&mut lp);
+        lp.thread = None;
+        result
+    }
+
+    fn one_request(&self, lp: &mut Loop<T>) -> io::Result<()> {
+        let deadline = self.shared.config.timeout.map(|t| Instant::now() + t);
+        loop {
+            if self.take_one(lp) {
+                self.strategy.service();
+                return Ok(());
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| d <= now) {
+                let _ = catch_hook(|| self.shared.handler.timeout());
+                self.strategy.service();
+                return Ok(());
+            }
+            let timeout = self.poll_timeout(lp, deadline.map(|d| d - now));
+            self.wait(lp, timeout)?;
+        }
+    }
+
+    /// Takes and dispatches one request if the listener is ready and there
+    /// is room; false when there is nothing more to take now.
+    fn take_one(&self, lp: &mut Loop<T>) -> bool {
+        if !lp.ready || self.control().stop_requested() || self.tracker().at_capacity() {
+            return false;
+        }
+        if let Some((until, _)) = lp.backoff {
+            if Instant::now() < until {
+                return false;
+            }
+        }
+        let Some(transport) = lp.transport.as_mut() else {
+            return false;
+        };
+        match transport.next() {
+            Incoming::Request(request, peer) => {
+                if let Some((_, pause)) = lp.backoff.as_mut() {
+                    *pause = BACKOFF_MIN;
+                }
+                self.dispatch(request, peer);
+                true
+            }
+            Incoming::WouldBlock => {
+                lp.ready = false;
+                false
+            }
+            Incoming::Truncated(peer) => {
+                let e = TruncatedDatagram {
+                    buffer_size: self.shared.config.max_packet_size,
+                };
+                self.report(&peer, e.into());
+                true
+            }
+            Incoming::Error(e) => {
+                self.accept_failed(lp, e);
+                false
+            }
+        }
+    }
+
+    fn dispatch(&self, request: T::Request, peer: Addr) {
+        let handler = &self.shared.handler;
+        let allowed = catch(|| Ok(handler.verify(&peer))).unwrap_or_else(|e| {
+            self.report(&peer, e);
+            false
+        });
+        if !allowed {
+            request.reject();
+            return;
+        }
+        let guard = self.shared.handle.tracker.register(request.live());
+        let job = Job {
+            shared: Arc::clone(&self.shared),
+            request,
+            peer: peer.clone(),
+            guard,
+        };
+        if let Err(e) = self.strategy.execute(job) {
+            self.report(&peer, e.into());
+        }
+    }
+
+    fn report(&self, peer: &Addr, error: crate::HandlerError) {
+        let _ = catch_hook(|| self.shared.handler.error(peer, &error));
+    }
+
+    fn service(&self) {
+        self.strategy.service();
+        if let Err(e) = catch_hook(|| self.shared.handler.service()) {
+            log::error!("socketserver: service_actions failed: {e}");
+        }
+    }
+
+    fn accept_failed(&self, lp: &mut Loop<T>, e: io::Error) {
+        use io::ErrorKind::*;
+        if matches!(
+            e.kind(),
+            Interrupted | ConnectionAborted | ConnectionReset | ConnectionRefused
+        ) {
+            // Transient: the next attempt may succeed (a client that gave
+            // up in the backlog, an ICMP error on a UDP socket).
+            return;
+        }
+        let pause = lp.backoff.map_or(BACKOFF_MIN, |(_, p)| p);
+        log::error!(
+            "socketserver: accept on {} failed: {e}; retrying in {pause:?}",
+            self.local
+        );
+        lp.backoff = Some((Instant::now() + pause, (pause * 2).min(BACKOFF_MAX)));
+    }
+
+    /// How long the loop may sleep: zero if it can accept now, else until
+    /// the earliest of the backoff's end, the caller's limit, the service
+    /// interval and the strategy's sweep.
+    fn poll_timeout(&self, lp: &Loop<T>, limit: Option<Duration>) -> Option<Duration> {
+        let now = Instant::now();
+        let room = !self.tracker().at_capacity();
+        let backoff = lp
+            .backoff
+            .map(|(until, _)| until.saturating_duration_since(now));
+        if lp.ready && room && backoff.is_none_or(|b| b.is_zero()) {
+            return Some(Duration::ZERO);
+        }
+        [
+            backoff.filter(|_| lp.ready && room),
+            limit,
+            self.shared.config.service_interval,
+            self.strategy.poll_slice(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn wait(&self, lp: &mut Loop<T>, timeout: Option<Duration>) -> io::Result<()> {
+        let Loop { poll, events, .. } = lp;
+        match poll.poll(events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        if events.iter().any(|ev| ev.token() == LISTENER) {
+            lp.ready = true;
+        }
+        Ok(())
+    }
+}
+
+impl<T: Transport, H, S: Strategy> Drop for Server<T, H, S> {
+    /// Closes the server as [`server_close`](Server::server_close) does.
+    fn drop(&mut self) {
+        if let Err(e) = self.server_close() {
+            log::error!("socketserver: closing {} failed: {e}", self.local);
+        }
+    }
+}

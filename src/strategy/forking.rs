@@ -1,0 +1,167 @@
+//! A process per request: `ForkingMixIn` (unix).
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+
+use super::{Execute, Job, Strategy, sealed};
+use crate::drain::{Guard, Live};
+use crate::handler::Handles;
+use crate::sys::{self, Forked};
+
+/// A forked child process for every request (Python's `ForkingMixIn`).
+///
+/// - At most [`max_children`](Self::max_children) children run at once
+///   (default 40, as in Python); at the cap the loop stops accepting but
+///   stays responsive to shutdown (Python blocks in `waitpid`).
+/// - Children are reaped as soon as they exit (on Linux the loop waits on a
+///   `pidfd` per child; elsewhere it sweeps every 50 ms while children
+///   live), and only our own children, by pid: never `waitpid(-1)`, so a
+///   child the application forked itself keeps its exit status.
+/// - The child closes the listening socket, runs the handler and leaves with
+///   `_exit`: status 0 if the request succeeded, 1 if it failed or panicked
+///   (no destructors, no `atexit` handlers).
+/// - Closing the server waits for the children, then sends `SIGTERM` to
+///   those still running at the [`drain_timeout`](crate::ServerBuilder::drain_timeout).
+///
+/// `fork` copies only the calling thread. Use this strategy in a process
+/// that has no other threads holding locks when the loop forks (a logger
+/// writing from another thread could leave its lock held forever in the
+/// child). A shutdown asked for inside a forked handler only reaches the
+/// child's copy of the server.
+#[derive(Debug)]
+pub struct Forking {
+    max_children: usize,
+    children: Mutex<Vec<Child>>,
+    registry: OnceLock<(mio::Registry, mio::Token)>,
+}
+
+#[derive(Debug)]
+struct Child {
+    pid: libc::pid_t,
+    _pidfd: Option<OwnedFd>,
+    _guard: Guard,
+}
+
+impl Default for Forking {
+    fn default() -> Self {
+        Forking::new()
+    }
+}
+
+impl Forking {
+    /// At most 40 children at once, as in Python.
+    pub fn new() -> Forking {
+        Forking {
+            max_children: 40,
+            children: Mutex::new(Vec::new()),
+            registry: OnceLock::new(),
+        }
+    }
+
+    /// The most children alive at once (Python's `max_children`, default
+    /// 40). At the cap new clients wait in the listen backlog.
+    pub fn max_children(mut self, max: usize) -> Forking {
+        self.max_children = max.max(1);
+        self
+    }
+
+    /// The pids of the children alive now (Python's `active_children`).
+    pub fn active_children(&self) -> Vec<i32> {
+        self.lock().iter().map(|c| c.pid).collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Child>> {
+        self.children.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl sealed::Sealed for Forking {}
+
+impl Strategy for Forking {
+    fn limit(&self) -> Option<usize> {
+        Some(self.max_children)
+    }
+
+    fn attach(&self, registry: &mio::Registry, token: mio::Token) -> io::Result<()> {
+        let registry = registry.try_clone()?;
+        self.registry
+            .set((registry, token))
+            .map_err(|_| io::Error::other("a Forking strategy serves one server only"))
+    }
+
+    fn service(&self) {
+        // Dropping a reaped child's guard ends its accounting (and wakes the
+        // loop if it was at the cap).
+        self.lock().retain(|child| match sys::try_reap(child.pid) {
+            Ok(None) => true,
+            Ok(Some(_)) => false,
+            Err(e) => {
+                log::error!("socketserver: waitpid({}) failed: {e}", child.pid);
+                false
+            }
+        });
+    }
+
+    fn drain_slice(&self) -> Option<Duration> {
+        Some(Duration::from_millis(5))
+    }
+
+    fn poll_slice(&self) -> Option<Duration> {
+        let children = self.lock();
+        if children.iter().any(|c| c._pidfd.is_none()) {
+            Some(Duration::from_millis(50))
+        } else {
+            None
+        }
+    }
+}
+
+impl<R, H: Handles<R>> Execute<R, H> for Forking {
+    fn execute(&self, job: Job<R, H>) -> io::Result<()> {
+        match sys::fork()? {
+            Forked::Child => {
+                let Job {
+                    shared,
+                    request,
+                    peer,
+                    guard,
+                } = job;
+                // The parent keeps the accounting; the child must not touch it.
+                std::mem::forget(guard);
+                if let Some(fd) = shared.child_closes {
+                    sys::close_fd(fd);
+                }
+                let ok = shared
+                    .handler
+                    .serve(request, peer, shared.handle.clone(), &shared.config);
+                sys::exit_now(if ok { 0 } else { 1 })
+            }
+            Forked::Parent(pid) => {
+                let Job { request, guard, .. } = job;
+                // Forget the connection (closing the parent's copy, without
+                // shutting it down); a forced drain signals the child instead.
+                guard.set(Live::Child(pid));
+                drop(request);
+                let pidfd = sys::pidfd_open(pid);
+                if let (Some(fd), Some((registry, token))) = (&pidfd, self.registry.get()) {
+                    let raw = fd.as_raw_fd();
+                    if let Err(e) =
+                        registry.register(&mut SourceFd(&raw), *token, mio::Interest::READABLE)
+                    {
+                        log::warn!("socketserver: cannot watch child {pid}: {e}");
+                    }
+                }
+                self.lock().push(Child {
+                    pid,
+                    _pidfd: pidfd,
+                    _guard: guard,
+                });
+                Ok(())
+            }
+        }
+    }
+}

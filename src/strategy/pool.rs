@@ -1,0 +1,155 @@
+//! A fixed pool of worker threads fed by a bounded queue.
+
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use super::{Execute, Job, Strategy, sealed};
+use crate::handler::Handles;
+
+type Task = Box<dyn FnOnce() + Send>;
+
+/// N worker threads fed by a bounded [`crossbeam_channel`] queue: no thread
+/// is started per request.
+///
+/// **A worker holds a connection until its handler returns.** With N
+/// workers, N persistent clients (a chat, an interactive shell) occupy all
+/// of them; client N+1 is accepted into the queue and waits there, connected
+/// but unanswered, until one of the first N leaves; beyond the queue, new
+/// clients wait in the kernel's listen backlog. Use [`Threading`](crate::Threading)
+/// for long-lived connections, the pool for many short ones.
+///
+/// The server never accepts more than `workers + queue` requests at once
+/// (less if [`max_connections`](crate::ServerBuilder::max_connections) is
+/// lower), so the queue is never full when a request is handed over and the
+/// loop never blocks on it. A handler that panics is reported and its
+/// worker carries on.
+#[derive(Debug)]
+pub struct ThreadPool {
+    workers: usize,
+    queue: usize,
+    stack_size: Option<usize>,
+    running: Mutex<Option<Running>>,
+}
+
+#[derive(Debug)]
+struct Running {
+    tx: Sender<Task>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Default for ThreadPool {
+    /// A pool of 16 workers.
+    fn default() -> Self {
+        ThreadPool::new(16)
+    }
+}
+
+impl ThreadPool {
+    /// A pool of `workers` threads (at least 1) and a queue as long as the
+    /// pool.
+    pub fn new(workers: usize) -> ThreadPool {
+        let workers = workers.max(1);
+        ThreadPool {
+            workers,
+            queue: workers,
+            stack_size: None,
+            running: Mutex::new(None),
+        }
+    }
+
+    /// How many accepted requests may wait for a free worker. Default: as
+    /// many as there are workers. 0 means a request is accepted only when a
+    /// worker is free.
+    pub fn queue(mut self, len: usize) -> ThreadPool {
+        self.queue = len;
+        self
+    }
+
+    /// Each worker's stack size in bytes. Default: std's (2 MiB).
+    pub fn stack_size(mut self, bytes: usize) -> ThreadPool {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// The number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn work(rx: Receiver<Task>) {
+    for task in rx {
+        // Job::run already catches handler panics; this catches the rest
+        // (a panicking handle_error) so the worker survives.
+        let _ = catch_unwind(AssertUnwindSafe(task));
+    }
+}
+
+impl sealed::Sealed for ThreadPool {}
+
+impl Strategy for ThreadPool {
+    fn limit(&self) -> Option<usize> {
+        Some(self.workers + self.queue)
+    }
+
+    fn attach(&self, _: &mio::Registry, _: mio::Token) -> io::Result<()> {
+        let mut running = self.lock();
+        if running.is_some() {
+            return Err(io::Error::other("a ThreadPool serves one server only"));
+        }
+        // Bounded: `limit` keeps it from ever being full.
+        let (tx, rx) = crossbeam_channel::bounded::<Task>(self.workers + self.queue);
+        let mut threads = Vec::with_capacity(self.workers);
+        for i in 0..self.workers {
+            let rx = rx.clone();
+            let mut builder = thread::Builder::new().name(format!("socketserver-pool-{i}"));
+            if let Some(size) = self.stack_size {
+                builder = builder.stack_size(size);
+            }
+            threads.push(builder.spawn(move || work(rx))?);
+        }
+        *running = Some(Running { tx, threads });
+        Ok(())
+    }
+
+    fn close(&self, idle: bool) {
+        if let Some(Running { tx, threads }) = self.lock().take() {
+            drop(tx);
+            if idle {
+                for t in threads {
+                    let _ = t.join();
+                }
+            }
+        }
+    }
+}
+
+impl<R, H> Execute<R, H> for ThreadPool
+where
+    R: Send + 'static,
+    H: Handles<R> + Send + Sync,
+{
+    fn execute(&self, job: Job<R, H>) -> io::Result<()> {
+        let running = self.lock();
+        let Some(running) = running.as_ref() else {
+            return Err(io::Error::other("the thread pool is closed"));
+        };
+        match running.tx.try_send(Box::new(move || {
+            job.run();
+        })) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(io::Error::other("the thread pool's queue is full")),
+            Err(TrySendError::Disconnected(_)) => {
+                Err(io::Error::other("the thread pool is closed"))
+            }
+        }
+    }
+}
