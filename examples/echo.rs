@@ -32,6 +32,6 @@ struct Cli {
 fn main() -> std::io::Result<()> {
     common::init_logging();
     let cli = Cli::parse();
-    serve_with_strategy!(cli.serve, cli.serve.builder(), |b| b
+    common::serve_with_strategy!(cli.serve, cli.serve.builder(), |b| b
         .tcp(cli.addr.as_str(), echo))
 }

@@ -59,28 +59,28 @@ impl ServeArgs {
 
 /// Builds a server with the strategy `$args.strategy` names and serves it
 /// until SIGINT/SIGTERM: `$bind` is a closure-like `|builder| builder.tcp(..)`.
-#[macro_export]
+/// The caller must have `mod common;` (paths resolve at the call site).
 macro_rules! serve_with_strategy {
     ($args:expr, $builder:expr, |$b:ident| $bind:expr) => {{
         use socketserver::{Forking, ThreadPool, Threading};
-        let args: &$crate::common::ServeArgs = &$args;
+        let args: &common::ServeArgs = &$args;
         let base = $builder;
         match args.strategy {
-            $crate::common::StrategyArg::Sequential => {
+            common::StrategyArg::Sequential => {
                 let $b = base;
-                $crate::common::serve($bind?)
+                common::serve($bind?)
             }
-            $crate::common::StrategyArg::Threading => {
+            common::StrategyArg::Threading => {
                 let $b = base.strategy(Threading::new());
-                $crate::common::serve($bind?)
+                common::serve($bind?)
             }
-            $crate::common::StrategyArg::Pool => {
+            common::StrategyArg::Pool => {
                 let $b = base.strategy(ThreadPool::new(args.workers));
-                $crate::common::serve($bind?)
+                common::serve($bind?)
             }
-            $crate::common::StrategyArg::Forking => {
+            common::StrategyArg::Forking => {
                 let $b = base.strategy(Forking::new().max_children(args.workers.max(1)));
-                $crate::common::serve($bind?)
+                common::serve($bind?)
             }
         }
     }};
