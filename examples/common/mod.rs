@@ -85,6 +85,7 @@ macro_rules! serve_with_strategy {
         }
     }};
 }
+pub(crate) use serve_with_strategy;
 
 /// Prints `listening on <addr>`, serves until SIGINT or SIGTERM, drains,
 /// and reports the drain on stderr.
