@@ -55,9 +55,6 @@ struct Loop<T> {
     ready: bool,
     /// After an accept error: no accepting until then, and the next pause.
     backoff: Option<(Instant, Duration)>,
-    /// The thread running the loop now, to refuse `server_close` from a
-    /// handler on it.
-    thread: Option<ThreadId>,
 }
 
 /// A server: a transport `T`, a handler `H` and a strategy `S`.
@@ -77,6 +74,9 @@ pub struct Server<T: Transport, H, S: Strategy = Sequential> {
     strategy: S,
     local: Addr,
     looping: Mutex<Loop<T>>,
+    /// The thread running the loop now, to refuse `server_close` from a
+    /// handler on it (it would wait for itself).
+    loop_thread: Mutex<Option<ThreadId>>,
     closed: Mutex<Option<DrainReport>>,
 }
 
@@ -125,8 +125,8 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
                 transport: Some(transport),
                 ready: true,
                 backoff: None,
-                thread: None,
             }),
+            loop_thread: Mutex::new(None),
             closed: Mutex::new(None),
         })
     }
@@ -184,6 +184,21 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
         self.looping.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn loop_thread(&self) -> MutexGuard<'_, Option<ThreadId>> {
+        self.loop_thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` with the loop locked and this thread recorded as its owner.
+    fn looped<R>(&self, f: impl FnOnce(&mut Loop<T>) -> R) -> R {
+        let mut lp = self.lock();
+        *self.loop_thread() = Some(thread::current().id());
+        let result = f(&mut lp);
+        *self.loop_thread() = None;
+        result
+    }
+
     /// Closes the server: the listening socket first (the port is free at
     /// once, nothing more is accepted), then waits for requests in flight
     /// (Python's `block_on_close`), at most the
@@ -201,13 +216,11 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
             return Ok(report);
         }
         self.control().close();
-        if let Ok(lp) = self.looping.try_lock() {
-            if lp.thread == Some(thread::current().id()) {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "server_close called from a handler on the loop's thread; use shutdown()",
-                ));
-            }
+        if *self.loop_thread() == Some(thread::current().id()) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "server_close called from a handler on the loop's thread; use shutdown()",
+            ));
         }
         let mut lp = self.lock();
         if let Some(transport) = lp.transport.take() {
@@ -245,15 +258,14 @@ where
     /// request's failure never ends it, and accept errors (`EMFILE`, ...) are
     /// logged and retried after a growing pause. A later call serves again.
     pub fn serve_forever(&self) -> io::Result<()> {
-        let mut lp = self.lock();
-        if !self.control().begin_serve() {
-            return Ok(());
-        }
-        lp.thread = Some(thread::current().id());
-        let result = self.run(&mut lp);
-        lp.thread = None;
-        self.control().end_serve();
-        result
+        self.looped(|lp| {
+            if !self.control().begin_serve() {
+                return Ok(());
+            }
+            let result = self.run(lp);
+            self.control().end_serve();
+            result
+        })
     }
 
     fn run(&self, lp: &mut Loop<T>) -> io::Result<()> {
@@ -279,11 +291,7 @@ where
     /// `handle_timeout` once if the [`timeout`](crate::ServerBuilder::timeout)
     /// passes first. With no timeout it waits as long as it takes.
     pub fn handle_request(&self) -> io::Result<()> {
-        let mut lp = self.lock();
-        lp.thread = Some(thread::current().id());
-        let result = self.one_request(&mut lp);
-        lp.thread = None;
-        result
+        self.looped(|lp| self.one_request(lp))
     }
 
     fn one_request(&self, lp: &mut Loop<T>) -> io::Result<()> {
