@@ -364,6 +364,7 @@ fn pool_serves_more_clients_than_workers_through_its_bounded_queue() {
         t.join().unwrap().unwrap();
     });
     // Nothing is kept per finished request.
+    assert_eq!(server.server_close().unwrap().forced, 0);
     assert_eq!(server.active_connections(), 0);
 }
 
