@@ -84,7 +84,8 @@ impl ServerProcess {
             .arg(format!("-{sig}"))
             .arg(pid.to_string())
             .status();
-        wait_timeout(&mut self.child, Duration::from_secs(30)).expect("server did not exit within 30 s")
+        wait_timeout(&mut self.child, Duration::from_secs(30))
+            .expect("server did not exit within 30 s")
     }
 
     /// SIGTERM, then the exit status.
