@@ -141,3 +141,8 @@ pub type ForkingUnixStreamServer<H> = UnixStreamServer<H, Forking>;
 pub type ForkingUnixDatagramServer<H> = UnixDatagramServer<H, Forking>;
 
 mod constructors;
+
+/// The README's snippets, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
