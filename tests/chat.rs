@@ -584,8 +584,8 @@ fn the_chat_client_sends_receives_and_quits() {
         "bob's line",
     );
 
-    // The keepalive pings; several rounds pass without alice being asked
-    // anything, and /pong is never printed.
+    // Both are members; alice's keepalive (every 0.3 s) has been pinging
+    // meanwhile, and its /pong answers are never printed (checked below).
     bob.send("/who");
     bob.until_eq(&format!("* 2 in the room: {bn}, alice"));
 
@@ -655,4 +655,56 @@ fn the_chat_client_leaves_when_the_room_closes() {
     let mut client = client;
     let status = support::wait_timeout(&mut client.child, LIMIT).expect("client did not exit");
     assert!(status.success());
+}
+
+#[test]
+fn ctrl_c_in_the_chat_client_quits_the_room() {
+    let server = start(&[]);
+    let bob = Peer::new(&server);
+    let bn = bob.addr();
+    bob.say(&bn, "hi");
+    let client = ClientProcess::start(&["--addr", &server.addr, "--name", "dave"]);
+    wait_line(
+        &client.stdout,
+        |l| l.ends_with(" is now known as dave"),
+        "the rename",
+    );
+    bob.until(|m| m.ends_with(" is now known as dave"));
+    let mut client = client;
+    let pid = client.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    bob.until_eq("* dave left");
+    let status = support::wait_timeout(&mut client.child, LIMIT).expect("client did not exit");
+    assert!(status.success(), "exit {status}");
+}
+
+#[test]
+fn who_splits_a_long_list_to_fit_the_lessons_buffer() {
+    // 60 members named ip:port (~15 bytes each) need more than 1024 bytes.
+    let server = start(&["--rate", "1000", "--burst", "1000"]);
+    let peers = room(&server, 60);
+    peers[5].send("/who");
+    let mut names = Vec::new();
+    let mut lines = Vec::new();
+    while names.len() < 60 {
+        // `Peer::recv` asserts that no datagram exceeds 1024 bytes.
+        let line = peers[5].recv(LIMIT).expect("the rest of /who");
+        let list = if let Some(rest) = line.strip_prefix("* ...") {
+            rest
+        } else {
+            line.strip_prefix("* 60 in the room: ")
+                .unwrap_or_else(|| panic!("not a /who line: {line}"))
+        };
+        names.extend(list.split(", ").map(str::to_string));
+        lines.push(line);
+    }
+    assert!(lines.len() >= 2, "{lines:?}");
+    let expect: Vec<String> = peers.iter().map(Peer::addr).collect();
+    assert_eq!(names, expect);
 }
