@@ -66,7 +66,9 @@
 //! - No read timeout on connections by default: interactive clients may sit at
 //!   their prompt for a long time. `--idle-timeout SECS` closes connections that
 //!   send nothing for that long. On SIGINT/SIGTERM the server stops accepting,
-//!   lets commands in flight finish (up to `--drain-timeout`), and exits 0.
+//!   lets commands in flight finish and send their answer (up to
+//!   `--drain-timeout`), closes connections that wait idle for their next
+//!   request (they notice within [`SHUTDOWN_POLL`]), and exits 0.
 
 mod common;
 
@@ -93,6 +95,9 @@ pub const RAW_MAX: usize = 1024;
 /// How long to wait for a third byte when the first one or two are printable
 /// (a short raw command like `ls`, or a frame header split by the network).
 pub const SNIFF_WAIT: Duration = Duration::from_millis(200);
+/// How often a connection waiting for its next request checks whether the
+/// server is shutting down.
+pub const SHUTDOWN_POLL: Duration = Duration::from_millis(250);
 /// After the timeout's `SIGKILL`, how long to wait for the pipes to close
 /// (a process that left the process group may still hold them).
 const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -420,19 +425,43 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
+/// Waits until the next request's first bytes are in `req.rfile`'s buffer.
+/// Returns false if the client left, stayed idle past `idle_timeout`, or the
+/// server began shutting down meanwhile (so a drain does not have to wait
+/// for idle interactive clients).
+fn wait_for_request(config: &CmdConfig, req: &mut StreamRequest) -> io::Result<bool> {
+    let idle_until = config.idle_timeout.map(|t| Instant::now() + t);
+    let result = loop {
+        if req.is_shutting_down() {
+            break Ok(false);
+        }
+        let mut slice = SHUTDOWN_POLL;
+        if let Some(until) = idle_until {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                log::info!("{}: idle timeout, closing", req.peer());
+                break Ok(false);
+            }
+            slice = slice.min(left);
+        }
+        req.set_read_timeout(Some(slice))?;
+        match req.rfile.fill_buf() {
+            Ok(buf) => break Ok(!buf.is_empty()),
+            Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e),
+        }
+    };
+    // Inside a request, only the configured idle timeout applies.
+    req.set_read_timeout(config.idle_timeout)?;
+    result
+}
+
 /// Reads the next request from `req`.
 fn read_request(config: &CmdConfig, req: &mut StreamRequest) -> io::Result<Incoming> {
-    let avail = match req.rfile.fill_buf() {
-        Ok(b) => b,
-        Err(e) if is_timeout(&e) => {
-            log::info!("{}: idle timeout, closing", req.peer());
-            return Ok(Incoming::Gone);
-        }
-        Err(e) => return Err(e),
-    };
-    if avail.is_empty() {
+    if !wait_for_request(config, req)? {
         return Ok(Incoming::Gone);
     }
+    let avail = req.rfile.buffer();
     // Bytes already taken out of rfile while sniffing.
     let mut pending = Vec::new();
     let kind = match classify(avail) {
@@ -530,7 +559,6 @@ pub fn write_error<W: Write + ?Sized>(w: &mut W, msg: &str) -> io::Result<()> {
 /// Serves one connection: requests until the client leaves, the server
 /// shuts down, or a request is refused.
 pub fn serve_connection(config: &CmdConfig, req: &mut StreamRequest) -> HandlerResult {
-    req.set_read_timeout(config.idle_timeout)?;
     let peer = req.peer().clone();
     loop {
         match read_request(config, req)? {
