@@ -571,7 +571,15 @@ pub fn serve_connection(config: &CmdConfig, req: &mut StreamRequest) -> HandlerR
             }
             Incoming::Run(cmd) => {
                 let started = Instant::now();
-                let out = run_shell(&cmd, config.timeout, config.max_output)?;
+                let out = match run_shell(&cmd, config.timeout, config.max_output) {
+                    Ok(out) => out,
+                    Err(e) => {
+                        log::error!("{peer}: cannot run {cmd:?}: {e}");
+                        let _ =
+                            write_error(&mut req.wfile, &format!("cannot run the command: {e}"));
+                        return Ok(());
+                    }
+                };
                 log::info!(
                     "{peer}: {cmd:?} -> exit {} ({} + {} bytes{}{}) in {:?}",
                     out.exit_code,

@@ -439,3 +439,23 @@ fn sigterm_lets_a_running_command_answer_and_closes_idle_connections() {
     assert_closed(&mut idle);
     assert!(stopping.join().unwrap().success());
 }
+
+#[test]
+fn raw_client_drives_the_lessons_own_python_server() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/lesson_cmd_server.py");
+    let srv = support::start_with(Command::new("python3").arg(&script));
+    let (code, out, err) = client(
+        &srv.addr,
+        &[
+            "--raw",
+            "echo hello",
+            "echo oops >&2",
+            "printf '中文'; exit 3",
+        ],
+    );
+    // The lesson's header has no stdout_size or exit_code: the whole body
+    // is printed as stdout and the status is 0.
+    assert_eq!(code, Some(0), "{}", String::from_utf8_lossy(&err));
+    assert_eq!(String::from_utf8(out).unwrap(), "hello\noops\n中文");
+    assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
+}
