@@ -197,8 +197,15 @@ struct Cli {
 }
 
 /// Prints what arrives and keeps the membership alive, until the room
-/// closes. `goodbye` hears the server's answer to `/quit`.
-fn receive(client: ChatClient, mut keepalive: Keepalive, goodbye: mpsc::Sender<()>) {
+/// closes. `goodbye` hears the server's answer to `/quit`. If the server
+/// dropped us (say the machine slept past the idle timeout), `name` is
+/// claimed again, which also rejoins.
+fn receive(
+    client: ChatClient,
+    name: Option<String>,
+    mut keepalive: Keepalive,
+    goodbye: mpsc::Sender<()>,
+) {
     let mut out = io::stdout();
     loop {
         match client.recv(Duration::from_millis(200)) {
@@ -212,6 +219,9 @@ fn receive(client: ChatClient, mut keepalive: Keepalive, goodbye: mpsc::Sender<(
                 if msg != "/pong" {
                     let _ = writeln!(out, "{msg}");
                     let _ = out.flush();
+                }
+                if let (true, Some(name)) = (msg.starts_with("* you were dropped"), &name) {
+                    let _ = client.send(&format!("/nick {name}"));
                 }
                 if msg == CLOSING {
                     eprintln!("the server closed the room");
@@ -273,9 +283,10 @@ fn main() -> io::Result<()> {
     let quitting = Arc::new(AtomicBool::new(false));
 
     let receiver = client.try_clone()?;
+    let name = cli.name.clone();
     std::thread::Builder::new()
         .name("receive".into())
-        .spawn(move || receive(receiver, keepalive, tx))?;
+        .spawn(move || receive(receiver, name, keepalive, tx))?;
 
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let (sig_client, sig_goodbye, sig_quitting) = (

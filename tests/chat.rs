@@ -708,3 +708,44 @@ fn who_splits_a_long_list_to_fit_the_lessons_buffer() {
     let expect: Vec<String> = peers.iter().map(Peer::addr).collect();
     assert_eq!(names, expect);
 }
+
+#[test]
+fn the_chat_client_reclaims_its_name_after_an_idle_drop() {
+    let server = start(&["--idle-timeout", "1"]);
+    let bob = Peer::new(&server);
+    bob.send("/ping");
+    bob.until_eq("/pong");
+    // Its keepalive (5 s) is slower than the idle timeout (1 s): dropped.
+    let client =
+        ClientProcess::start(&["--addr", &server.addr, "--name", "erin", "--keepalive", "5"]);
+    let dropped = "* erin was dropped (silent for over 1s)";
+    let (mut seen, mut renames) = (Vec::new(), 0);
+    for _ in 0..200 {
+        bob.send("/ping"); // bob's own keepalive
+        let m = bob.until(|m| m == "/pong" || m.ends_with(" is now known as erin"));
+        renames += m
+            .iter()
+            .filter(|l| l.ends_with(" is now known as erin"))
+            .count();
+        seen.extend(m);
+        if renames == 2 {
+            break;
+        }
+        let _ = bob.recv(Duration::from_millis(200)).map(|m| seen.push(m));
+    }
+    // Named, dropped, then back under the same name.
+    let is_rename = |m: &String| m.ends_with(" is now known as erin");
+    assert_eq!(renames, 2, "{seen:?}");
+    let first = seen.iter().position(is_rename).unwrap();
+    let last = seen.iter().rposition(is_rename).unwrap();
+    let drop_at = seen
+        .iter()
+        .position(|m| m == dropped)
+        .unwrap_or_else(|| panic!("no drop announced: {seen:?}"));
+    assert!(first < drop_at && drop_at < last, "{seen:?}");
+    wait_line(
+        &client.stdout,
+        |l| l.starts_with("* you were dropped"),
+        "the drop notice",
+    );
+}
