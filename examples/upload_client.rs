@@ -7,7 +7,8 @@
 //!
 //! It sends the lesson's framed JSON header `{"file_name", "file_size"}`
 //! (plus `"resume": true` with `--resume`, and `"sha256"` when the hash is
-//! known up front: `--sha256 HEX` or `--hash-first`), then the bytes,
+//! known up front: `--sha256 HEX`, `--hash-first`, or `--resume`, which
+//! hashes the whole file first), then the bytes,
 //! hashing them (SHA-256) as they go. With `--resume` the server first
 //! answers `{"offset": N}`: the client hashes the first `N` bytes locally and
 //! sends the rest. After the body it shuts its sending side down and waits
@@ -46,7 +47,8 @@ const CHUNK: usize = 64 * 1024;
 pub struct UploadOptions {
     /// Name to store the file under (default: the file's own name).
     pub name: Option<String>,
-    /// Ask the server to continue an interrupted upload.
+    /// Ask the server to continue an interrupted upload. Implies
+    /// `hash_first`: the file is read once to hash it before sending.
     pub resume: bool,
     /// SHA-256 (hex) to declare in the header; the server refuses data that
     /// does not match it.
@@ -72,7 +74,7 @@ impl Default for UploadOptions {
             hash_first: false,
             rate_limit: None,
             stop_after: None,
-            ack_timeout: Duration::from_secs(60),
+            ack_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -193,7 +195,9 @@ pub fn upload(
             .ok_or_else(|| other(format!("{} has no usable file name", path.display())))?
             .to_string(),
     };
-    let declared = match (&opts.sha256, opts.hash_first) {
+    // A resumed upload declares the whole file's hash, so the server refuses
+    // (and discards) a partial that came from a different version of it.
+    let declared = match (&opts.sha256, opts.hash_first || opts.resume) {
         (Some(s), _) => Some(s.to_ascii_lowercase()),
         (None, true) => Some(hash_file(path)?),
         (None, false) => None,
@@ -384,7 +388,8 @@ struct Cli {
     /// Name to store it under (default: the file's name).
     #[arg(long)]
     name: Option<String>,
-    /// Continue an interrupted upload of the same name and size.
+    /// Continue an interrupted upload of the same name and size (reads the
+    /// file once first to declare its hash).
     #[arg(long)]
     resume: bool,
     /// Declare this SHA-256 (hex); the server refuses data that differs.
@@ -394,7 +399,7 @@ struct Cli {
     #[arg(long)]
     hash_first: bool,
     /// Seconds to wait for the server's answers.
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 300.0)]
     ack_timeout: f64,
     /// Send at most this many bytes per second.
     #[arg(long)]

@@ -423,11 +423,19 @@ impl UploadHandler {
             return refuse(req, &msg);
         }
         let fin = self.cfg.dir.join(&h.file_name);
-        let committed = tmp
-            .file
-            .sync_all()
-            .and_then(|()| fs::rename(&tmp.path, &fin))
-            .and_then(|()| File::open(&self.cfg.dir)?.sync_all());
+        // Rename and announce under one lock, so the order of the `stored`
+        // lines is the order of the renames (the last one wins).
+        static COMMIT: Mutex<()> = Mutex::new(());
+        let committed = tmp.file.sync_all().and_then(|()| {
+            let _order = COMMIT.lock().unwrap_or_else(|e| e.into_inner());
+            fs::rename(&tmp.path, &fin)?;
+            if self.cfg.announce {
+                let mut out = io::stdout().lock();
+                let _ = writeln!(out, "stored {} {digest} {}", h.file_size, h.file_name);
+                let _ = out.flush();
+            }
+            Ok(())
+        });
         if let Err(e) = committed {
             let _ = fs::remove_file(&tmp.path);
             let msg = if is_disk_full(&e) {
@@ -438,6 +446,11 @@ impl UploadHandler {
             return refuse(req, &msg);
         }
         drop(tmp);
+        // The rename is durable once the directory is.
+        if let Err(e) = File::open(&self.cfg.dir).and_then(|d| d.sync_all()) {
+            log::warn!("fsync of {}: {e}", self.cfg.dir.display());
+        }
+        remove_other_partials(&self.cfg.dir, &h.file_name);
         let secs = started.elapsed().as_secs_f64();
         log::info!(
             "{peer}: stored {:?}: {} bytes ({} received in {secs:.2} s, {:.1} MiB/s), sha256 {digest}",
@@ -446,16 +459,43 @@ impl UploadHandler {
             h.file_size - offset,
             (h.file_size - offset) as f64 / (1 << 20) as f64 / secs.max(1e-9)
         );
-        if self.cfg.announce {
-            let mut out = io::stdout().lock();
-            let _ = writeln!(out, "stored {} {digest} {}", h.file_size, h.file_name);
-            let _ = out.flush();
-        }
         reply(
             &mut req.wfile,
             &json!({"ok": true, "file_name": h.file_name, "size": h.file_size, "sha256": digest}),
         )?;
         Ok(())
+    }
+}
+
+/// Size-based cleanup: once `name` is stored, partial uploads of it with
+/// other sizes (an older version of the file) will never be resumed.
+fn remove_other_partials(dir: &Path, name: &str) {
+    let Some(prefix) = partial_path(dir, name, 0)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(|n| {
+            n.trim_end_matches(&format!("0{PARTIAL_SUFFIX}"))
+                .to_string()
+        })
+    else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(n) = file_name.to_str() else {
+            continue;
+        };
+        if n.starts_with(&prefix) && n.ends_with(PARTIAL_SUFFIX) {
+            if let Ok(f) = File::open(entry.path())
+                && try_lock(&f).unwrap_or(false)
+                && fs::remove_file(entry.path()).is_ok()
+            {
+                log::info!("removed outdated partial upload of {name:?} ({n})");
+            }
+        }
     }
 }
 

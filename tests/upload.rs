@@ -496,3 +496,46 @@ fn sigterm_mid_upload_exits_0_and_leaves_it_resumable() {
     assert_eq!(stored_line(&srv).1, sha);
     assert_eq!(entries(&up), ["f.bin"]);
 }
+
+#[test]
+fn resuming_from_another_version_of_the_file_is_refused_then_starts_over() {
+    let (tmp, up, cwd) = scratch();
+    let srv = server(&up, &cwd, &[]);
+    let (old, new) = (tmp.path().join("old"), tmp.path().join("new"));
+    let size = 2 * MIB;
+    write_pattern(&old, size, 11);
+    write_pattern(&new, size, 12);
+    let run = client(
+        &srv.addr,
+        &old,
+        &["--name", "doc.bin", "--stop-after", "1000000"],
+    );
+    assert_eq!(run.status.code(), Some(1));
+    wait_partial(&up, 1_000_000);
+
+    // Same name and size, different bytes: the stale prefix is detected by
+    // the whole-file hash a resume declares, and discarded.
+    let run = client(&srv.addr, &new, &["--name", "doc.bin", "--resume"]);
+    assert_eq!(run.status.code(), Some(1), "{}", run.stdout);
+    assert!(run.stderr.contains("sha256 mismatch"), "{}", run.stderr);
+    assert!(entries(&up).is_empty(), "{:?}", entries(&up));
+
+    let run = client(&srv.addr, &new, &["--name", "doc.bin", "--resume"]);
+    assert!(run.status.success(), "{}", run.stderr);
+    let (sent, offset, _) = sent_line(&run);
+    assert_eq!((sent, offset), (size, 0));
+    assert_eq!(sha_file(&up.join("doc.bin")), sha_file(&new));
+}
+
+#[test]
+fn an_empty_file_uploads() {
+    let (tmp, up, cwd) = scratch();
+    let srv = server(&up, &cwd, &[]);
+    let src = tmp.path().join("empty");
+    fs::write(&src, b"").unwrap();
+    let run = client(&srv.addr, &src, &[]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(sent_line(&run).0, 0);
+    assert_eq!(stored_line(&srv).0, 0);
+    assert_eq!(fs::metadata(up.join("empty")).unwrap().len(), 0);
+}
