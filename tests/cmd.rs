@@ -459,3 +459,23 @@ fn raw_client_drives_the_lessons_own_python_server() {
     assert_eq!(String::from_utf8(out).unwrap(), "hello\noops\n中文");
     assert!(err.is_empty(), "{}", String::from_utf8_lossy(&err));
 }
+
+#[test]
+fn every_strategy_runs_commands() {
+    for strategy in ["sequential", "threading", "pool", "forking"] {
+        let srv = server(&["--strategy", strategy]);
+        let (code, out, err) = client(&srv.addr, &["echo $((6 * 7)); echo e >&2; exit 2"]);
+        assert_eq!(
+            code,
+            Some(2),
+            "{strategy}: {}",
+            String::from_utf8_lossy(&err)
+        );
+        assert_eq!(
+            (out, err),
+            (b"42\n".to_vec(), b"e\n".to_vec()),
+            "{strategy}"
+        );
+        assert!(srv.stop().success(), "{strategy}");
+    }
+}
