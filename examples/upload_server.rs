@@ -354,23 +354,39 @@ impl UploadHandler {
             }
             other => other,
         };
-        let Some(mut tmp) = self.temp_for(&h)? else {
-            return refuse(
-                req,
-                "an upload of this name and size is in progress; try again later",
-            );
+        let mut tmp = match self.temp_for(&h) {
+            Ok(Some(tmp)) => tmp,
+            Ok(None) => {
+                return refuse(
+                    req,
+                    "an upload of this name and size is in progress; try again later",
+                );
+            }
+            Err(e) => {
+                return refuse(req, &format!("cannot create a file on the server: {e}"));
+            }
         };
 
         let mut hasher = Sha256::new();
-        let mut offset = 0;
-        if h.resume && tmp.resumable {
-            let have = tmp.file.metadata()?.len();
-            if have <= h.file_size {
-                offset = hash_prefix(&mut tmp.file, have, &mut hasher)?;
+        let prepared = (|| -> io::Result<u64> {
+            let mut offset = 0;
+            if h.resume && tmp.resumable {
+                let have = tmp.file.metadata()?.len();
+                if have <= h.file_size {
+                    offset = hash_prefix(&mut tmp.file, have, &mut hasher)?;
+                }
             }
-        }
-        tmp.file.set_len(offset)?;
-        tmp.file.seek(SeekFrom::Start(offset))?;
+            tmp.file.set_len(offset)?;
+            tmp.file.seek(SeekFrom::Start(offset))?;
+            Ok(offset)
+        })();
+        let offset = match prepared {
+            Ok(offset) => offset,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp.path);
+                return refuse(req, &format!("cannot prepare the file on the server: {e}"));
+            }
+        };
         if h.resume {
             reply(&mut req.wfile, &json!({"offset": offset}))?;
         }
@@ -488,13 +504,13 @@ fn remove_other_partials(dir: &Path, name: &str) {
         let Some(n) = file_name.to_str() else {
             continue;
         };
-        if n.starts_with(&prefix) && n.ends_with(PARTIAL_SUFFIX) {
-            if let Ok(f) = File::open(entry.path())
-                && try_lock(&f).unwrap_or(false)
-                && fs::remove_file(entry.path()).is_ok()
-            {
-                log::info!("removed outdated partial upload of {name:?} ({n})");
-            }
+        if n.starts_with(&prefix)
+            && n.ends_with(PARTIAL_SUFFIX)
+            && let Ok(f) = File::open(entry.path())
+            && try_lock(&f).unwrap_or(false)
+            && fs::remove_file(entry.path()).is_ok()
+        {
+            log::info!("removed outdated partial upload of {name:?} ({n})");
         }
     }
 }

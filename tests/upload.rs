@@ -539,3 +539,51 @@ fn an_empty_file_uploads() {
     assert_eq!(stored_line(&srv).0, 0);
     assert_eq!(fs::metadata(up.join("empty")).unwrap().len(), 0);
 }
+
+/// Makes `path` look untouched for two days.
+fn age(path: &Path) {
+    let status = Command::new("touch")
+        .arg("-d")
+        .arg("2 days ago")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn stale_partials_are_removed_at_startup_and_while_running() {
+    let (tmp, up, cwd) = scratch();
+    let src = tmp.path().join("f.bin");
+    write_pattern(&src, MIB, 13);
+    let srv = server(&up, &cwd, &[]);
+    let run = client(&srv.addr, &src, &["--stop-after", "100000"]);
+    assert_eq!(run.status.code(), Some(1));
+    wait_partial(&up, 100_000);
+    assert!(srv.stop().success());
+    let partial = partials(&up).pop().unwrap();
+
+    // Fresh partials survive a restart; stale ones (default TTL 24 h) do not.
+    let srv = server(&up, &cwd, &[]);
+    assert!(partial.exists());
+    assert!(srv.stop().success());
+    age(&partial);
+    let srv = server(&up, &cwd, &[]);
+    assert!(!partial.exists(), "swept before `listening on`");
+
+    // While running: a TTL of 0.003 h (10.8 s) sweeps about every second.
+    let run = client(&srv.addr, &src, &["--stop-after", "100000"]);
+    assert_eq!(run.status.code(), Some(1));
+    wait_partial(&up, 100_000);
+    assert!(srv.stop().success());
+    let srv = server(&up, &cwd, &["--partial-ttl", "0.003"]);
+    assert!(partial.exists(), "younger than the TTL");
+    age(&partial);
+    let start = Instant::now();
+    while partial.exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "never swept");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(entries(&up).is_empty());
+    assert!(srv.stop().success());
+}
