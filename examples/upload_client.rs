@@ -378,7 +378,12 @@ pub fn peak_rss_kib() -> Option<u64> {
 
 /// Upload client options.
 #[derive(Debug, Parser)]
-#[command(about = "Upload a file to upload_server (streamed, SHA-256 verified, resumable)")]
+#[command(
+    about = "Upload a file to upload_server (streamed, SHA-256 verified, resumable)",
+    after_help = "Exit status: 0 stored and confirmed with a matching SHA-256; 1 error \
+                  (refused, mismatch, connection or file error); 3 sent but not confirmed \
+                  (the server closed without an acknowledgement)."
+)]
 struct Cli {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:9527")]

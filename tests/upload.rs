@@ -587,3 +587,73 @@ fn stale_partials_are_removed_at_startup_and_while_running() {
     assert!(entries(&up).is_empty());
     assert!(srv.stop().success());
 }
+
+#[test]
+fn a_full_disk_gets_a_clear_error_and_leaves_nothing() {
+    // A 1 MiB tmpfs for the server alone, in its own mount namespace.
+    let (tmp, up, cwd) = scratch();
+    let probe = Command::new("unshare")
+        .args(["-m", "true"])
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: cannot create a mount namespace here (unshare -m)");
+        return;
+    }
+    let srv = support::start_with(
+        Command::new("unshare")
+            .current_dir(&cwd)
+            .args(["-m", "sh", "-c"])
+            .arg(r#"mount -t tmpfs -o size=1m tmpfs "$0" && exec "$1" --addr 127.0.0.1:0 --dir "$0""#)
+            .arg(&up)
+            .arg(support::example_bin("upload_server")),
+    );
+    // The server's view of its directory (the tmpfs), from outside.
+    let inside =
+        PathBuf::from(format!("/proc/{}/root", srv.child.id())).join(up.strip_prefix("/").unwrap());
+    let src = tmp.path().join("big.bin");
+    write_pattern(&src, 4 * MIB, 14);
+    let run = client(&srv.addr, &src, &[]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(run.stderr.contains("disk full"), "{}", run.stderr);
+    assert!(entries(&inside).is_empty(), "{:?}", entries(&inside));
+
+    // The space is free again: a small upload fits.
+    let small = tmp.path().join("small.bin");
+    write_pattern(&small, 300_000, 15);
+    let run = client(&srv.addr, &small, &[]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(entries(&inside), ["small.bin"]);
+    assert!(srv.stop().success());
+}
+
+#[test]
+fn a_client_killed_midway_resumes_with_only_the_rest() {
+    let (tmp, up, cwd) = scratch();
+    let srv = server(&up, &cwd, &[]);
+    let src = tmp.path().join("f.bin");
+    let size = 8 * MIB;
+    write_pattern(&src, size, 16);
+    let mut child = Command::new(support::example_bin("upload_client"))
+        .arg("--addr")
+        .arg(&srv.addr)
+        .arg(&src)
+        .args(["--rate-limit", &(4 * MIB).to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_partial(&up, size / 2);
+    child.kill().unwrap(); // SIGKILL: no chance to say goodbye
+    child.wait().unwrap();
+    assert!(!up.join("f.bin").exists());
+
+    let run = client(&srv.addr, &src, &["--resume"]);
+    assert!(run.status.success(), "{}", run.stderr);
+    let (sent, offset, sha) = sent_line(&run);
+    assert!(offset >= size / 2 && offset < size, "offset {offset}");
+    assert_eq!(sent, size - offset, "only the rest is sent");
+    assert_eq!(sha, sha_file(&src));
+    assert_eq!(sha_file(&up.join("f.bin")), sha);
+    assert_eq!(entries(&up), ["f.bin"]);
+}
