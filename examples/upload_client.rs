@@ -61,7 +61,8 @@ pub struct UploadOptions {
     /// Stop (drop the connection) once this many body bytes are sent:
     /// simulates a crash at a known point.
     pub stop_after: Option<u64>,
-    /// How long to wait for the server's answers (offset, acknowledgement).
+    /// How long to wait for the server's answers (offset, acknowledgement),
+    /// and for a stalled send to make progress.
     pub ack_timeout: Duration,
 }
 
@@ -209,6 +210,9 @@ pub fn upload(
         .ok_or_else(|| other(format!("{addr}: no address")))?;
     let mut stream = TcpStream::connect_timeout(&sock, Duration::from_secs(10))?;
     stream.set_read_timeout(Some(opts.ack_timeout))?;
+    // A server that stops reading (stalled, or gone without a reset) fails
+    // the upload instead of hanging it.
+    stream.set_write_timeout(Some(opts.ack_timeout))?;
     let mut header = json!({"file_name": file_name, "file_size": size});
     if let Some(s) = &declared {
         header["sha256"] = json!(s);
