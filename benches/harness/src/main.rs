@@ -1,0 +1,205 @@
+//! `sockbench`: the benchmark harness of issue 7.
+//!
+//! ```text
+//! sockbench serve-std    [--addr A] [--udp] [--stack BYTES]
+//! sockbench serve-crate  [--addr A] --strategy sequential|threading|pool|forking
+//!                        [--workers N] [--stack BYTES] [--handler loop|copy] [--udp]
+//! sockbench serve-tokio  [--addr A] [--udp]
+//! sockbench serve-sink   [--addr A]
+//! sockbench load         --addr A --mode echo|connect|udp [--conns N] [--size B]
+//!                        [--warmup S] [--duration S]
+//! sockbench shutdown     [--runs N] [--clients N]
+//! sockbench suite        --out DIR [--passes N] [--duration S] [--warmup S] [--no-pin]
+//!                        [--python P] [--py-script F] [--only a,b] [--scale-conns N]
+//!                        [--shutdown-runs N] [--upload-server BIN --upload-client BIN]
+//!                        [--upload-skip REASON] [--upload-bytes N] [--scratch DIR]
+//! sockbench report       FILE.jsonl
+//! ```
+//!
+//! Servers print `listening on <addr>` and serve until killed. `benches/run.sh`
+//! runs the whole suite.
+
+mod inproc;
+mod load;
+mod report;
+mod servers;
+mod suite;
+
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// `--key value` and `--flag` arguments.
+struct Args {
+    map: HashMap<String, String>,
+    positional: Vec<String>,
+}
+
+impl Args {
+    fn parse(args: &[String]) -> Args {
+        let mut map = HashMap::new();
+        let mut positional = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            if let Some(k) = args[i].strip_prefix("--") {
+                if i + 1 < args.len() && !args[i + 1].starts_with("--") {
+                    map.insert(k.to_string(), args[i + 1].clone());
+                    i += 2;
+                } else {
+                    map.insert(k.to_string(), String::new());
+                    i += 1;
+                }
+            } else {
+                positional.push(args[i].clone());
+                i += 1;
+            }
+        }
+        Args { map, positional }
+    }
+    fn get(&self, k: &str) -> Option<&str> {
+        self.map.get(k).map(String::as_str)
+    }
+    fn str(&self, k: &str, d: &str) -> String {
+        self.get(k).unwrap_or(d).to_string()
+    }
+    fn flag(&self, k: &str) -> bool {
+        self.map.contains_key(k)
+    }
+    fn num<T: std::str::FromStr>(&self, k: &str, d: T) -> T {
+        self.get(k).and_then(|v| v.parse().ok()).unwrap_or(d)
+    }
+    fn secs(&self, k: &str, d: f64) -> Duration {
+        Duration::from_secs_f64(self.num(k, d))
+    }
+}
+
+/// Runs a command to completion; returns its exit status, its peak RSS in
+/// KiB (`ru_maxrss` from `wait4`, the same as its final VmHWM) and stdout.
+pub fn run_measured(cmd: &[String]) -> io::Result<(i32, u64, String)> {
+    use std::io::Read;
+    let mut child = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut out = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        s.read_to_string(&mut out)?;
+    }
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: waiting for our own child; rusage is written by the kernel.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    Ok((code, ru.ru_maxrss as u64, out))
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = argv.first().cloned() else {
+        eprintln!("usage: sockbench serve-std|serve-crate|serve-tokio|serve-sink|load|shutdown|suite|report ...");
+        std::process::exit(2);
+    };
+    let a = Args::parse(&argv[1..]);
+    let addr = a.str("addr", "127.0.0.1:0");
+    let stack = a.get("stack").and_then(|s| s.parse().ok());
+    let result: io::Result<()> = match cmd.as_str() {
+        "serve-std" => servers::serve_std(&addr, stack, a.flag("udp")),
+        "serve-crate" => servers::serve_crate(
+            &addr,
+            &servers::CrateOpts {
+                strategy: a.str("strategy", "threading"),
+                workers: a.num("workers", 16),
+                stack,
+                handler: a.str("handler", "loop"),
+                udp: a.flag("udp"),
+                nodelay: a.flag("nodelay"),
+            },
+        ),
+        "serve-tokio" => servers::serve_tokio(&addr, a.flag("udp")),
+        "serve-sink" => servers::serve_sink(&addr),
+        "load" => (|| {
+            let mode = match a.str("mode", "echo").as_str() {
+                "echo" => load::Mode::Echo,
+                "connect" => load::Mode::Connect,
+                "udp" => load::Mode::Udp,
+                m => return Err(io::Error::other(format!("unknown mode {m}"))),
+            };
+            let o = load::LoadOpts {
+                addr: addr.parse().map_err(io::Error::other)?,
+                mode,
+                conns: a.num("conns", 16),
+                size: a.num("size", 64),
+                warmup: a.secs("warmup", 0.5),
+                duration: a.secs("duration", 2.0),
+            };
+            println!("{}", load::run(&o)?);
+            Ok(())
+        })(),
+        "shutdown" => (|| {
+            for v in inproc::shutdown_latency(a.num("runs", 200), a.num("clients", 4))? {
+                println!("{v}");
+            }
+            Ok(())
+        })(),
+        "suite" => (|| {
+            let upload = match (a.get("upload-server"), a.get("upload-client")) {
+                (Some(s), Some(c)) if !s.is_empty() && !c.is_empty() => {
+                    Some((PathBuf::from(s), PathBuf::from(c)))
+                }
+                _ => None,
+            };
+            let o = suite::SuiteOpts {
+                out: PathBuf::from(a.str("out", "benches/results/latest")),
+                passes: a.num("passes", 3),
+                duration: a.secs("duration", 2.0),
+                warmup: a.secs("warmup", 0.5),
+                pin: !a.flag("no-pin"),
+                python: a.str("python", "python3"),
+                py_script: PathBuf::from(a.str("py-script", "benches/py/servers.py")),
+                only: a
+                    .get("only")
+                    .map(|s| {
+                        s.split(',')
+                            .filter(|x| !x.is_empty())
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                scale_conns: a.num("scale-conns", 10_000),
+                shutdown_runs: a.num("shutdown-runs", 200),
+                upload,
+                upload_skip: a.get("upload-skip").map(String::from),
+                upload_bytes: a.num("upload-bytes", 1u64 << 30),
+                scratch: PathBuf::from(a.str("scratch", "/dev/shm/sockbench")),
+            };
+            let report = suite::run(&o)?;
+            println!("{}", report.display());
+            Ok(())
+        })(),
+        "report" => (|| {
+            let p = a
+                .positional
+                .first()
+                .ok_or_else(|| io::Error::other("report FILE"))?;
+            print!("{}", report::render(std::path::Path::new(p))?);
+            Ok(())
+        })(),
+        other => Err(io::Error::other(format!("unknown command {other}"))),
+    };
+    if let Err(e) = result {
+        eprintln!("sockbench {cmd}: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,222 @@
+//! The servers under test, each run as its own process: the crate with every
+//! strategy, the hand-written std floor, tokio, and a byte sink for the raw
+//! loopback throughput figure. Each prints `listening on <addr>` once bound
+//! and serves until it is killed.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::thread;
+
+use socketserver::{
+    DatagramRequest, Forking, HandlerResult, ServerBuilder, StreamRequest, ThreadPool, Threading,
+};
+
+/// Size of every echo buffer (std floor, crate `loop` handler, tokio).
+pub const BUF: usize = 16 * 1024;
+
+/// Prints the line the suite waits for.
+pub fn announce(addr: impl std::fmt::Display) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "listening on {addr}");
+    let _ = out.flush();
+}
+
+/// Options of `serve-crate`.
+#[derive(Debug, Clone)]
+pub struct CrateOpts {
+    /// sequential, threading, pool, forking.
+    pub strategy: String,
+    /// Pool workers / forking max_children.
+    pub workers: usize,
+    /// Thread stack size in bytes (threading and pool), if set.
+    pub stack: Option<usize>,
+    /// `copy` (std::io::copy rfile -> wfile) or `loop` (16 KiB read/write).
+    pub handler: String,
+    /// Serve UDP instead of TCP.
+    pub udp: bool,
+    /// Set TCP_NODELAY on accepted connections.
+    pub nodelay: bool,
+}
+
+/// The echo handler through `std::io::copy` (the BufReader's 8 KiB buffer).
+pub fn echo_copy(req: &mut StreamRequest) -> HandlerResult {
+    io::copy(&mut req.rfile, &mut req.wfile)?;
+    Ok(())
+}
+
+/// The echo handler as a read/write loop with a 16 KiB stack buffer. Reads
+/// of at least the BufReader's capacity bypass its buffer, so each message
+/// costs one `read` and one `write`.
+pub fn echo_loop(req: &mut StreamRequest) -> HandlerResult {
+    let mut buf = [0u8; BUF];
+    loop {
+        let n = req.rfile.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        req.wfile.write_all(&buf[..n])?;
+    }
+}
+
+/// The datagram echo handler.
+pub fn echo_datagram(req: &mut DatagramRequest) -> HandlerResult {
+    req.reply(req.data())?;
+    Ok(())
+}
+
+macro_rules! serve_strategy {
+    ($opts:expr, $bind:expr) => {{
+        let o: &CrateOpts = $opts;
+        match o.strategy.as_str() {
+            "sequential" => run($bind(ServerBuilder::new().nodelay(o.nodelay))?),
+            "threading" => {
+                let mut t = Threading::new();
+                if let Some(s) = o.stack {
+                    t = t.stack_size(s);
+                }
+                run($bind(ServerBuilder::new().nodelay(o.nodelay).strategy(t))?)
+            }
+            "pool" => {
+                let mut p = ThreadPool::new(o.workers);
+                if let Some(s) = o.stack {
+                    p = p.stack_size(s);
+                }
+                run($bind(ServerBuilder::new().nodelay(o.nodelay).strategy(p))?)
+            }
+            "forking" => run($bind(
+                ServerBuilder::new()
+                    .nodelay(o.nodelay)
+                    .strategy(Forking::new().max_children(o.workers)),
+            )?),
+            other => Err(io::Error::other(format!("unknown strategy {other}"))),
+        }
+    }};
+}
+
+fn run<T, H, S>(server: socketserver::Server<T, H, S>) -> io::Result<()>
+where
+    T: socketserver::transport::Transport,
+    H: socketserver::Handles<T::Request>,
+    S: socketserver::Execute<T::Request, H>,
+{
+    announce(server.server_address());
+    server.serve_forever()
+}
+
+/// `serve-crate`: the crate's echo server with the chosen strategy.
+pub fn serve_crate(addr: &str, o: &CrateOpts) -> io::Result<()> {
+    if o.udp {
+        return serve_strategy!(o, |b: ServerBuilder<_>| b.udp(addr, echo_datagram));
+    }
+    match o.handler.as_str() {
+        "copy" => serve_strategy!(o, |b: ServerBuilder<_>| b.tcp(addr, echo_copy)),
+        "loop" => serve_strategy!(o, |b: ServerBuilder<_>| b.tcp(addr, echo_loop)),
+        other => Err(io::Error::other(format!("unknown handler {other}"))),
+    }
+}
+
+fn std_echo(mut s: TcpStream) {
+    let mut buf = [0u8; BUF];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// `serve-std`: the floor. A blocking accept loop and a thread per
+/// connection running a 16 KiB read/write loop (or one thread doing
+/// `recv_from`/`send_to` for UDP). Nothing else.
+pub fn serve_std(addr: &str, stack: Option<usize>, udp: bool) -> io::Result<()> {
+    if udp {
+        let sock = UdpSocket::bind(addr)?;
+        announce(sock.local_addr()?);
+        let mut buf = vec![0u8; 65535];
+        loop {
+            let (n, peer) = sock.recv_from(&mut buf)?;
+            let _ = sock.send_to(&buf[..n], peer);
+        }
+    }
+    let listener = TcpListener::bind(addr)?;
+    announce(listener.local_addr()?);
+    loop {
+        let (s, _) = match listener.accept() {
+            Ok(c) => c,
+            Err(_) => continue,
+        };
+        let mut b = thread::Builder::new();
+        if let Some(size) = stack {
+            b = b.stack_size(size);
+        }
+        let _ = b.spawn(move || std_echo(s));
+    }
+}
+
+/// `serve-tokio`: a tokio echo server, one task per connection, 16 KiB
+/// buffer, on a current-thread runtime (the server has one CPU).
+pub fn serve_tokio(addr: &str, udp: bool) -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    rt.block_on(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if udp {
+            let sock = tokio::net::UdpSocket::bind(addr).await?;
+            announce(sock.local_addr()?);
+            let mut buf = vec![0u8; 65535];
+            loop {
+                let (n, peer) = sock.recv_from(&mut buf).await?;
+                let _ = sock.send_to(&buf[..n], peer).await;
+            }
+        }
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        announce(listener.local_addr()?);
+        loop {
+            let (mut s, _) = match listener.accept().await {
+                Ok(c) => c,
+                Err(_) => continue,
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; BUF];
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    })
+}
+
+/// `serve-sink`: accepts connections one at a time, reads each to EOF with
+/// a 256 KiB buffer, answers the byte count (8 bytes, little-endian) and
+/// closes. The raw loopback single-stream throughput reference.
+pub fn serve_sink(addr: &str) -> io::Result<()> {
+    let listener = TcpListener::bind(addr)?;
+    announce(listener.local_addr()?);
+    let mut buf = vec![0u8; 256 * 1024];
+    for s in listener.incoming() {
+        let mut s = s?;
+        let mut total = 0u64;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = s.write_all(&total.to_le_bytes());
+    }
+    Ok(())
+}

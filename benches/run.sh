@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The benchmark suite of issue 7, in one command:
+#
+#   benches/run.sh                 # full run (~7 minutes), report in benches/results/<stamp>/
+#   QUICK=1 benches/run.sh         # 1 pass, short windows: a smoke test
+#   ONLY=echo,udp benches/run.sh   # parts: echo, connect, udp, shutdown, upload, scale
+#
+# Servers run pinned to CPU 0 (taskset), the load generator (one mio/epoll
+# thread) to CPU 1. Each server is its own process, started with port 0,
+# found through its `listening on <addr>` line and stopped by PID; they also
+# die with the suite (PR_SET_PDEATHSIG), and the trap below stops the suite.
+# Everything goes to 127.0.0.1.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+HARNESS="$ROOT/benches/harness"
+export CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-$HARNESS/target}"
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+OUT="${OUT:-$ROOT/benches/results/$STAMP}"
+mkdir -p "$OUT"
+
+SUITE_PID=""
+cleanup() {
+    if [[ -n "$SUITE_PID" ]] && kill -0 "$SUITE_PID" 2>/dev/null; then
+        kill -TERM "$SUITE_PID" 2>/dev/null || true
+        wait "$SUITE_PID" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT INT TERM
+
+# --- tools -------------------------------------------------------------------
+PIN_ARGS=()
+PIN_LOAD=()
+if ! command -v taskset >/dev/null 2>&1; then
+    echo "taskset missing: installing util-linux" >&2
+    (apt-get install -y util-linux >/dev/null 2>&1 || true)
+fi
+if command -v taskset >/dev/null 2>&1 && [[ "$(nproc)" -ge 2 ]]; then
+    PIN_LOAD=(taskset -c 1)
+else
+    echo "WARNING: no taskset or fewer than 2 CPUs: running unpinned" >&2
+    PIN_ARGS=(--no-pin)
+fi
+PYTHON="$(command -v python3)"
+# Resolve shims (pyenv) to the real interpreter so its PID is the server's.
+PYTHON="$("$PYTHON" -c 'import sys; print(sys.executable)')"
+
+# 10,000 idle connections: the suite holds one end, the server the other.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [[ "$(ulimit -n)" != unlimited && "$(ulimit -n)" -lt 10100 ]]; then
+    echo "WARNING: ulimit -n is $(ulimit -n); the scale test will stop early" >&2
+fi
+
+# --- build -------------------------------------------------------------------
+echo "building the harness (release) into $CARGO_TARGET_DIR" >&2
+cargo build --release --manifest-path "$HARNESS/Cargo.toml" >&2
+BIN="$CARGO_TARGET_DIR/release/sockbench"
+
+UPLOAD_ARGS=()
+if [[ -f examples/upload_server.rs && -f examples/upload_client.rs ]]; then
+    EX_TARGET="$CARGO_TARGET_DIR/crate-examples"
+    echo "building the upload examples (release) into $EX_TARGET" >&2
+    if CARGO_TARGET_DIR="$EX_TARGET" cargo build --release \
+        --example upload_server --example upload_client >"$OUT/examples-build.log" 2>&1; then
+        UPLOAD_ARGS=(--upload-server "$EX_TARGET/release/examples/upload_server"
+            --upload-client "$EX_TARGET/release/examples/upload_client")
+    else
+        UPLOAD_ARGS=(--upload-skip "the upload examples did not build (see examples-build.log)")
+    fi
+else
+    UPLOAD_ARGS=(--upload-skip "examples/upload_server.rs or upload_client.rs missing")
+fi
+
+# --- run ---------------------------------------------------------------------
+{
+    echo "date: $(date -u +%FT%TZ)"
+    echo "nproc: $(nproc)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+    echo "kernel: $(uname -sr)"
+    echo "rustc: $(rustc --version)"
+    echo "python: $("$PYTHON" --version 2>&1)"
+    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$OUT/machine.txt"
+cat "$OUT/machine.txt" >&2
+
+SUITE_ARGS=(--out "$OUT" --python "$PYTHON" --py-script "$ROOT/benches/py/servers.py")
+if [[ -n "${QUICK:-}" ]]; then
+    SUITE_ARGS+=(--passes 1 --duration 0.5 --warmup 0.2 --shutdown-runs 50
+        --scale-conns 2000 --upload-bytes $((256 << 20)))
+else
+    SUITE_ARGS+=(--passes 3 --duration 1.5 --warmup 0.3 --shutdown-runs 200)
+fi
+[[ -n "${ONLY:-}" ]] && SUITE_ARGS+=(--only "$ONLY")
+
+"${PIN_LOAD[@]}" "$BIN" suite "${SUITE_ARGS[@]}" "${PIN_ARGS[@]}" "${UPLOAD_ARGS[@]}" &
+SUITE_PID=$!
+wait "$SUITE_PID"
+SUITE_PID=""
+echo "loadavg after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
+echo "report: $OUT/report.md" >&2
+cat "$OUT/report.md"
