@@ -156,10 +156,10 @@ impl Tracker {
         let initial = self.live();
         let mut forced = 0;
         if !self.wait_empty(grace.map(|g| start + g), slice, service) {
+            let live = self.live();
             forced = self.force_all();
             log::warn!(
-                "socketserver: drain deadline passed, cut {forced} of {} live connection(s)",
-                self.live()
+                "socketserver: drain deadline passed with {live} request(s) live; cut {forced}"
             );
             self.wait_empty(Some(Instant::now() + FORCE_WAIT), slice, service);
         }

@@ -348,8 +348,7 @@ fn error_test<S: Strategy + Execute<<TcpTransport as Transport>::Request, BadHan
     // The connection was closed by the server: the client reads EOF.
     client.set_read_timeout(Some(LIMIT)).unwrap();
     assert_eq!(client.read(&mut [0; 16]).unwrap(), 0);
-    let got = log.lock().unwrap().clone();
-    got
+    log.lock().unwrap().clone()
 }
 
 // 17, 18: Rust's split is Err (handled) versus panic (caught, reported as

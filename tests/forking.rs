@@ -352,6 +352,110 @@ fn child_does_not_keep_the_listener() {
     });
 }
 
+/// Sets this process's soft limit on open descriptors (`prlimit(1)`).
+fn set_nofile_soft(limit: u64) {
+    let pid = std::process::id().to_string();
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .unwrap();
+    let status = Command::new("prlimit")
+        .args(["--pid", &pid, &format!("--nofile={limit}:{hard}")])
+        .status()
+        .expect("prlimit (util-linux) is needed for this test");
+    assert!(status.success());
+}
+
+/// CPU time used by this process, read from an already open
+/// `/proc/self/stat` (no descriptor can be opened while the limit is hit).
+fn cpu_time(stat_file: &std::fs::File) -> Duration {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 4096];
+    let n = stat_file.read_at(&mut buf, 0).unwrap();
+    let stat = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<u64> = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    Duration::from_millis((fields[0] + fields[1]) * 10) // clock ticks at 100 Hz
+}
+
+// Not forking, but process-wide: runs here because it lowers the
+// descriptor limit of the whole process. Accept fails with EMFILE; the loop
+// logs, backs off instead of spinning, and serves the client once
+// descriptors are available again.
+fn accept_emfile_backs_off_and_recovers() {
+    let server = socketserver::TcpServer::<_>::bind("127.0.0.1:0", Echo).unwrap();
+    let addr = server.server_address().clone();
+    let original = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(3)
+                .map(|v| v.parse::<u64>().unwrap())
+        })
+        .unwrap();
+    let stat_file = std::fs::File::open("/proc/self/stat").unwrap();
+    std::thread::scope(|s| {
+        let t = s.spawn(|| server.serve_forever());
+        // Whatever happens below, stop the loop so the scope can end.
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            emfile_steps(&addr, original, &stat_file)
+        }));
+        server.shutdown();
+        t.join().unwrap().unwrap();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    });
+}
+
+fn emfile_steps(addr: &Addr, original: u64, stat_file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    {
+        stream_echo(addr, &|| {}); // the loop is running
+        let highest = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .max()
+            .unwrap();
+        set_nofile_soft(highest + 4);
+        // Fill every free descriptor below the limit.
+        let mut fillers = Vec::new();
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            fillers.push(f);
+            assert!(fillers.len() < 100_000);
+        }
+        // Free exactly one for the client; the server's accept then fails.
+        let freed = fillers.pop().unwrap();
+        assert!(freed.as_raw_fd() >= 0);
+        drop(freed);
+        let mut client = TcpStream::connect(addr.as_inet().unwrap()).unwrap();
+        client.write_all(TEST_STR).unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        // Measure (not synchronise): half a second of EMFILE must not burn a
+        // core. A spinning loop would use ~500 ms of CPU here.
+        let (cpu0, wall0) = (cpu_time(stat_file), Instant::now());
+        std::thread::sleep(Duration::from_millis(500));
+        let (cpu, wall) = (cpu_time(stat_file) - cpu0, wall0.elapsed());
+        assert!(cpu < wall / 4, "accept loop spun: {cpu:?} CPU in {wall:?}");
+        drop(fillers);
+        set_nofile_soft(original);
+        // The loop retries after its back-off and serves the client.
+        client.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut buf = Vec::new();
+        client.read_to_end(&mut buf).unwrap();
+        assert_eq!(buf, TEST_STR);
+    }
+}
+
 fn main() {
     let tests: &[(&str, fn())] = &[
         ("forking_tcp_server", forking_tcp_server),
@@ -374,6 +478,10 @@ fn main() {
         (
             "child_does_not_keep_the_listener",
             child_does_not_keep_the_listener,
+        ),
+        (
+            "accept_emfile_backs_off_and_recovers",
+            accept_emfile_backs_off_and_recovers,
         ),
     ];
     let filter: Vec<String> = std::env::args()

@@ -26,6 +26,10 @@ use crate::sys::{self, Forked};
 ///   (no destructors, no `atexit` handlers).
 /// - Closing the server waits for the children, then sends `SIGTERM` to
 ///   those still running at the [`drain_timeout`](crate::ServerBuilder::drain_timeout).
+///   The child resets `SIGTERM` to its default action (it would otherwise
+///   inherit, say, a signal-hook handler that forwards the signal to the
+///   parent's shutdown); other signal dispositions are inherited as they
+///   are, so a terminal's Ctrl-C reaches parent and children alike.
 ///
 /// `fork` copies only the calling thread. Use this strategy in a process
 /// that has no other threads holding locks when the loop forks (a logger
@@ -132,6 +136,7 @@ impl<R, H: Handles<R>> Execute<R, H> for Forking {
                 } = job;
                 // The parent keeps the accounting; the child must not touch it.
                 std::mem::forget(guard);
+                sys::default_sigterm();
                 if let Some(fd) = shared.child_closes {
                     sys::close_fd(fd);
                 }

@@ -56,6 +56,16 @@ pub(crate) fn try_reap(pid: libc::pid_t) -> io::Result<Option<i32>> {
     }
 }
 
+/// Restores the default action for `SIGTERM` (`signal(2)`, `SIG_DFL`) in a
+/// forked child, so the drain's `SIGTERM` ends it even when the parent
+/// installed a handler (a signal-hook self-pipe would otherwise turn the
+/// child's `SIGTERM` into a shutdown request for the parent).
+pub(crate) fn default_sigterm() {
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no Rust
+    // code as a handler; it is async-signal-safe and valid after fork.
+    unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
+}
+
 /// Sends `SIGTERM` to `pid` (`kill(2)`).
 pub(crate) fn terminate(pid: libc::pid_t) {
     // SAFETY: kill takes plain integers; a stale pid at worst returns ESRCH.
