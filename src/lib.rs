@@ -142,7 +142,5 @@ pub type ForkingUnixDatagramServer<H> = UnixDatagramServer<H, Forking>;
 
 mod constructors;
 
-/// The README's snippets, compiled and run as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;
+mod doctests;
