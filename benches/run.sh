@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite of issue 7, in one command:
 #
-#   benches/run.sh                 # full run (~7 minutes), report in benches/results/<stamp>/
+#   benches/run.sh                 # full run (about 7 minutes), report in benches/results/<stamp>/
 #   QUICK=1 benches/run.sh         # 1 pass, short windows: a smoke test
 #   ONLY=echo,udp benches/run.sh   # parts: echo, connect, udp, shutdown, upload, scale
 #
@@ -90,7 +90,7 @@ if [[ -n "${QUICK:-}" ]]; then
     SUITE_ARGS+=(--passes 1 --duration 0.5 --warmup 0.2 --shutdown-runs 50
         --scale-conns 2000 --upload-bytes $((256 << 20)))
 else
-    SUITE_ARGS+=(--passes 3 --duration 1.5 --warmup 0.3 --shutdown-runs 200)
+    SUITE_ARGS+=(--passes 3 --duration 2 --warmup 0.3 --shutdown-runs 200)
 fi
 [[ -n "${ONLY:-}" ]] && SUITE_ARGS+=(--only "$ONLY")
 

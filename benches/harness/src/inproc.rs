@@ -95,6 +95,11 @@ where
                 break;
             }
         }
+        if clients > 0 {
+            // Let the loaders keep the loop busy for a moment, so the
+            // shutdown lands while requests are being accepted and served.
+            thread::sleep(Duration::from_millis(2));
+        }
         let t0 = Instant::now();
         server.shutdown();
         match rx.recv_timeout(Duration::from_secs(5)) {
@@ -104,10 +109,12 @@ where
         let _ = t.join();
     }
     stop.store(true, Ordering::Relaxed);
+    // Closing the listener first resets the loaders' connections still in
+    // its backlog (no loop runs now), so they do not wait for a reply.
+    let _ = server.server_close();
     for l in loaders {
         let _ = l.join();
     }
-    let _ = server.server_close();
     lat.sort_by(|a, b| a.total_cmp(b));
     Ok(json!({
         "runs": lat.len(),

@@ -96,6 +96,8 @@ enum State {
     Writing(usize),
     /// Read this many bytes of the reply.
     Reading(usize),
+    /// Echo mode, set-up: had its first echo, waits for the others.
+    Parked,
     Idle,
 }
 
@@ -133,7 +135,11 @@ impl Stats {
 /// Opens a non-blocking connection from source address 127.0.0.{2+k%8}.
 fn connect_from(addr: SocketAddr, k: usize) -> io::Result<TcpStream> {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), Some(Protocol::TCP))?;
+    let s = Socket::new(
+        Domain::IPV4,
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
     let one: libc::c_int = 1;
     // SAFETY: a valid fd and a c_int option value.
     unsafe {
@@ -205,8 +211,7 @@ fn run_tcp(o: &LoadOpts) -> io::Result<Value> {
     let req: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
     let mut rbuf = vec![0u8; size.max(BUF_MIN)];
     let mut conns: Vec<Conn> = Vec::with_capacity(o.conns);
-    let now = Instant::now();
-    for k in 0..o.conns {
+    let open = |k: usize, poll: &Poll| -> io::Result<Conn> {
         let mut sock = if o.mode == Mode::Connect {
             connect_from(o.addr, k)?
         } else {
@@ -216,21 +221,34 @@ fn run_tcp(o: &LoadOpts) -> io::Result<Value> {
         };
         poll.registry()
             .register(&mut sock, Token(k), Interest::READABLE | Interest::WRITABLE)?;
-        conns.push(Conn {
+        Ok(Conn {
             sock: Some(sock),
             state: State::Connecting,
-            sent_at: now,
+            sent_at: Instant::now(),
             done: 0,
             primed: false,
             src: k,
-        });
+        })
+    };
+    // Connect mode: all clients start at once. Echo mode ramps up: at most
+    // RAMP connections wait for their first echo at a time (one more every
+    // 5 ms if they stall), so a burst of SYNs never overflows a small listen
+    // backlog (std's 128, Python's 5), whose dropped handshakes would stall
+    // clients for a 1 s retransmission.
+    const RAMP: usize = 4;
+    let mut last_open = Instant::now();
+    if o.mode == Mode::Connect {
+        for k in 0..o.conns {
+            conns.push(open(k, &poll)?);
+        }
     }
     let mut st = Stats::new();
     let start = Instant::now();
-    // Echo mode: the clock starts once every connection has had one echo
-    // (it is accepted and served), or after 3 s (a server that never serves
-    // some connections: Python's ForkingTCPServer caps children at 40, and
-    // its backlog of 5 makes clients retry SYNs after 1 s).
+    // Echo mode: each connection has one echo and waits (parked); the
+    // ping-pong on all of them starts, followed by the warm-up and the
+    // clock, once every connection is served, or when the server has left
+    // some unserved for 0.5 s after the last connect (Python's
+    // ForkingTCPServer caps children at 40), or after 3 s.
     let setup_deadline = start + Duration::from_secs(3);
     let mut t0 = if o.mode == Mode::Echo {
         None
@@ -244,21 +262,39 @@ fn run_tcp(o: &LoadOpts) -> io::Result<Value> {
     let mut src_next = o.conns;
     loop {
         let now = Instant::now();
-        if t0.is_none() && (connected == o.conns || now >= setup_deadline) {
+        if o.mode == Mode::Echo && conns.len() < o.conns {
+            let mut stalled = now.duration_since(last_open) >= Duration::from_millis(5);
+            while conns.len() < o.conns && (conns.len() < connected + RAMP || stalled) {
+                if conns.len() >= connected + RAMP {
+                    stalled = false;
+                }
+                let k = conns.len();
+                conns.push(open(k, &poll)?);
+                last_open = Instant::now();
+            }
+        }
+        let stuck = conns.len() == o.conns && now - last_open >= Duration::from_millis(500);
+        if t0.is_none() && (connected == o.conns || now >= setup_deadline || stuck) {
             t0 = Some(now + o.warmup);
             end = Some(now + o.warmup + o.duration);
-        }
-        if let Some(t) = t0 {
-            if cpu0.is_none() && now >= t {
-                cpu0 = Some(self_cpu());
-                busy0 = Some(cpu_jiffies());
+            // Every primed connection starts its ping-pong now.
+            for c in conns.iter_mut() {
+                if matches!(c.state, State::Parked) {
+                    c.state = State::Writing(0);
+                    drive(c, &req, &mut rbuf, &mut st, t0, o.mode, &mut connected);
+                }
             }
+        }
+        if cpu0.is_none() && t0.is_some_and(|t| now >= t) {
+            cpu0 = Some(self_cpu());
+            busy0 = Some(cpu_jiffies());
         }
         if end.is_some_and(|e| now >= e) {
             break;
         }
-        let timeout = end.map_or(Duration::from_millis(50), |e| {
-            e.saturating_duration_since(now).min(Duration::from_millis(50))
+        let timeout = end.map_or(Duration::from_millis(5), |e| {
+            e.saturating_duration_since(now)
+                .min(Duration::from_millis(50))
         });
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() == io::ErrorKind::Interrupted {
@@ -344,7 +380,7 @@ fn drive(
     loop {
         let Some(sock) = c.sock.as_mut() else { return };
         match c.state {
-            State::Idle => return,
+            State::Idle | State::Parked => return,
             State::Connecting => {
                 match sock.take_error() {
                     Ok(Some(_)) | Err(_) => {
@@ -412,9 +448,13 @@ fn drive(
                         }
                         let got = got + n;
                         if mode == Mode::Echo && got == size {
-                            if c.done == 0 && !c.primed {
+                            if !c.primed {
                                 c.primed = true;
                                 *connected += 1;
+                            }
+                            if t0.is_none() {
+                                c.state = State::Parked;
+                                return;
                             }
                             complete(c, st, t0);
                             c.state = State::Writing(0);

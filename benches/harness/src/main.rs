@@ -108,7 +108,9 @@ pub fn run_measured(cmd: &[String]) -> io::Result<(i32, u64, String)> {
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = argv.first().cloned() else {
-        eprintln!("usage: sockbench serve-std|serve-crate|serve-tokio|serve-sink|load|shutdown|suite|report ...");
+        eprintln!(
+            "usage: sockbench serve-std|serve-crate|serve-tokio|serve-sink|load|shutdown|suite|report ..."
+        );
         std::process::exit(2);
     };
     let a = Args::parse(&argv[1..]);

@@ -167,7 +167,9 @@ pub fn render(path: &Path) -> io::Result<String> {
                 num(f(r, "p50_us")),
                 num(f(r, "p99_us")),
                 num(f(r, "max_us")),
-                r["load_requests"].as_u64().map_or("–".into(), |n| n.to_string()),
+                r["load_requests"]
+                    .as_u64()
+                    .map_or("–".into(), |n| n.to_string()),
             );
         }
         let _ = writeln!(md);
@@ -198,6 +200,17 @@ pub fn render(path: &Path) -> io::Result<String> {
                 let ok = runs.iter().all(|r| r["ok"] == true);
                 let (shwm, _, hhi) = stats(runs.iter().map(|r| f(r, "server_hwm_kib")).collect());
                 let (chwm, _, chi) = stats(runs.iter().map(|r| f(r, "client_hwm_kib")).collect());
+                if shwm.is_nan() {
+                    let _ = writeln!(
+                        md,
+                        "| {server} | {} ({}–{}) | {} | {ok} | – | – |",
+                        big(m),
+                        big(lo),
+                        big(hi),
+                        num(m / raw),
+                    );
+                    continue;
+                }
                 let _ = writeln!(
                     md,
                     "| {server} | {} ({}–{}) | {} | {ok} | {:.1} MiB (max {:.1}) | {:.1} MiB (max {:.1}) |",

@@ -129,6 +129,20 @@ fn std_echo(mut s: TcpStream) {
     }
 }
 
+/// A TCP listener with the crate's backlog (`SOMAXCONN`, capped by
+/// `net.core.somaxconn`): std's `TcpListener::bind` listens with 128, which
+/// overflows in connection bursts (dropped handshakes, 1 s SYN retries) and
+/// would measure the backlog instead of the server.
+fn listen(addr: &str) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let a: std::net::SocketAddr = addr.parse().map_err(io::Error::other)?;
+    let s = Socket::new(Domain::for_address(a), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.bind(&a.into())?;
+    s.listen(libc::SOMAXCONN)?;
+    Ok(s.into())
+}
+
 /// `serve-std`: the floor. A blocking accept loop and a thread per
 /// connection running a 16 KiB read/write loop (or one thread doing
 /// `recv_from`/`send_to` for UDP). Nothing else.
@@ -142,7 +156,7 @@ pub fn serve_std(addr: &str, stack: Option<usize>, udp: bool) -> io::Result<()> 
             let _ = sock.send_to(&buf[..n], peer);
         }
     }
-    let listener = TcpListener::bind(addr)?;
+    let listener = listen(addr)?;
     announce(listener.local_addr()?);
     loop {
         let (s, _) = match listener.accept() {

@@ -121,11 +121,9 @@ fn start(spec: &Spec, o: &SuiteOpts) -> io::Result<Running> {
         let mut sent = false;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if !sent {
-                if let Some(a) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(a.trim().to_string());
-                    sent = true;
-                }
+            if let (false, Some(a)) = (sent, line.strip_prefix("listening on ")) {
+                let _ = tx.send(a.trim().to_string());
+                sent = true;
             }
         }
     });
@@ -134,7 +132,10 @@ fn start(spec: &Spec, o: &SuiteOpts) -> io::Result<Running> {
         Err(_) => {
             let pid = child.id() as i32;
             stop_pid(pid, &mut child);
-            return Err(io::Error::other(format!("{}: no `listening on` line", spec.name)));
+            return Err(io::Error::other(format!(
+                "{}: no `listening on` line",
+                spec.name
+            )));
         }
     };
     let addr: SocketAddr = addr
@@ -187,10 +188,29 @@ fn tcp_servers(o: &SuiteOpts, conns: usize, sequential: bool, copy_row: bool) ->
                 "copy",
             ],
         ));
+        v.push(sv(
+            "crate threading, io::copy handler + nodelay(true)",
+            &[
+                &e,
+                "serve-crate",
+                "--strategy",
+                "threading",
+                "--handler",
+                "copy",
+                "--nodelay",
+            ],
+        ));
     }
     v.push(sv(
         &format!("crate pool({workers})"),
-        &[&e, "serve-crate", "--strategy", "pool", "--workers", &workers],
+        &[
+            &e,
+            "serve-crate",
+            "--strategy",
+            "pool",
+            "--workers",
+            &workers,
+        ],
     ));
     v.push(sv(
         &format!("crate forking(max {children})"),
@@ -368,7 +388,8 @@ pub fn run(o: &SuiteOpts) -> io::Result<PathBuf> {
             .arg(py_runs.to_string())
             .output()?;
         let line = String::from_utf8_lossy(&out.stdout);
-        let mut v: Value = serde_json::from_str(line.trim()).unwrap_or(json!({"error": "no output"}));
+        let mut v: Value =
+            serde_json::from_str(line.trim()).unwrap_or(json!({"error": "no output"}));
         v["case"] = json!("shutdown");
         v["strategy"] = json!("python ThreadingTCPServer");
         v["load"] = json!("idle");
@@ -614,6 +635,30 @@ fn upload(o: &SuiteOpts) -> io::Result<Vec<Value>> {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
     make_file(&src, o.upload_bytes)?;
+    {
+        // The single-core SHA-256 ceiling (sha2 0.10, as the example uses):
+        // each side of the upload hashes every byte on its own CPU.
+        use sha2::{Digest, Sha256};
+        let block = vec![0xa5u8; 1 << 20];
+        let total = 512u64 << 20;
+        let t = Instant::now();
+        let mut h = Sha256::new();
+        for _ in 0..(total >> 20) {
+            h.update(&block);
+        }
+        let _ = h.finalize();
+        let secs = t.elapsed().as_secs_f64();
+        let v = json!({
+            "case": "upload",
+            "server": "SHA-256 alone (sha2 0.10, one core, in memory)",
+            "bytes": total,
+            "ok": true,
+            "secs": secs,
+            "mb_per_s": total as f64 / secs / 1e6,
+        });
+        eprintln!("    {v}");
+        out.push(v);
+    }
     for pass in 0..o.passes {
         // Raw: one TCP stream into a sink, 256 KiB writes.
         let spec = sv("raw loopback sink", &[&exe(), "serve-sink"]);
@@ -644,7 +689,10 @@ fn upload(o: &SuiteOpts) -> io::Result<Vec<Value>> {
 }
 
 fn make_file(path: &Path, bytes: u64) -> io::Result<()> {
-    if fs::metadata(path).map(|m| m.len() == bytes).unwrap_or(false) {
+    if fs::metadata(path)
+        .map(|m| m.len() == bytes)
+        .unwrap_or(false)
+    {
         return Ok(());
     }
     let mut f = io::BufWriter::with_capacity(1 << 20, File::create(path)?);
