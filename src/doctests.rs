@@ -4,3 +4,11 @@
 /// README.md
 #[doc = include_str!("../README.md")]
 pub struct Readme;
+
+/// docs/guide/01-client-server.md
+#[doc = include_str!("../docs/guide/01-client-server.md")]
+pub struct Guide01ClientServer;
+
+/// docs/guide/02-tcp-udp.md
+#[doc = include_str!("../docs/guide/02-tcp-udp.md")]
+pub struct Guide02TcpUdp;
