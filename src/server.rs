@@ -257,8 +257,13 @@ where
     /// shutdown takes effect at once. It returns `Ok` after a shutdown; a
     /// request's failure never ends it, and accept errors (`EMFILE`, ...) are
     /// logged and retried after a growing pause. A later call serves again.
+    /// After [`server_close`](Self::server_close) it fails with
+    /// `NotConnected`.
     pub fn serve_forever(&self) -> io::Result<()> {
         self.looped(|lp| {
+            if lp.transport.is_none() {
+                return Err(closed_error());
+            }
             if !self.control().begin_serve() {
                 return Ok(());
             }
@@ -291,7 +296,12 @@ where
     /// `handle_timeout` once if the [`timeout`](crate::ServerBuilder::timeout)
     /// passes first. With no timeout it waits as long as it takes.
     pub fn handle_request(&self) -> io::Result<()> {
-        self.looped(|lp| self.one_request(lp))
+        self.looped(|lp| {
+            if lp.transport.is_none() {
+                return Err(closed_error());
+            }
+            self.one_request(lp)
+        })
     }
 
     fn one_request(&self, lp: &mut Loop<T>) -> io::Result<()> {
@@ -438,6 +448,10 @@ where
         }
         Ok(())
     }
+}
+
+fn closed_error() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the server is closed")
 }
 
 impl<T: Transport, H, S: Strategy> Drop for Server<T, H, S> {

@@ -108,6 +108,21 @@ fn shutdown_is_not_sticky() {
 }
 
 #[test]
+fn a_closed_server_refuses_to_serve() {
+    let server = TcpServer::<_>::bind("127.0.0.1:0", echo).unwrap();
+    server.server_close().unwrap();
+    // It says so instead of waiting forever on a listener that is gone.
+    assert_eq!(
+        server.serve_forever().unwrap_err().kind(),
+        ErrorKind::NotConnected
+    );
+    assert_eq!(
+        server.handle_request().unwrap_err().kind(),
+        ErrorKind::NotConnected
+    );
+}
+
+#[test]
 fn no_accept_after_shutdown_even_if_pending() {
     let served = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&served);
