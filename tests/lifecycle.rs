@@ -304,8 +304,10 @@ fn is_shutting_down_lets_long_handlers_end_politely() {
         assert!(!handle.is_shutting_down());
         server.shutdown();
         t.join().unwrap().unwrap();
+        // The handler may end before or during the drain; either way it
+        // ended by itself, nothing was cut.
         let report = server.server_close().unwrap();
-        assert_eq!(report.completed, 1);
+        assert_eq!((report.forced, report.abandoned), (0, 0));
         let mut got = String::new();
         c.read_to_string(&mut got).unwrap();
         assert_eq!(got, "goodbye");
