@@ -12,3 +12,7 @@ pub struct Guide01ClientServer;
 /// docs/guide/02-tcp-udp.md
 #[doc = include_str!("../docs/guide/02-tcp-udp.md")]
 pub struct Guide02TcpUdp;
+
+/// docs/guide/03-sticky-packets.md
+#[doc = include_str!("../docs/guide/03-sticky-packets.md")]
+pub struct Guide03StickyPackets;
