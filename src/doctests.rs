@@ -16,3 +16,7 @@ pub struct Guide02TcpUdp;
 /// docs/guide/03-sticky-packets.md
 #[doc = include_str!("../docs/guide/03-sticky-packets.md")]
 pub struct Guide03StickyPackets;
+
+/// docs/guide/04-commands.md
+#[doc = include_str!("../docs/guide/04-commands.md")]
+pub struct Guide04Commands;
