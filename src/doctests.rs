@@ -20,3 +20,7 @@ pub struct Guide03StickyPackets;
 /// docs/guide/04-commands.md
 #[doc = include_str!("../docs/guide/04-commands.md")]
 pub struct Guide04Commands;
+
+/// docs/guide/05-upload.md
+#[doc = include_str!("../docs/guide/05-upload.md")]
+pub struct Guide05Upload;
