@@ -24,3 +24,7 @@ pub struct Guide04Commands;
 /// docs/guide/05-upload.md
 #[doc = include_str!("../docs/guide/05-upload.md")]
 pub struct Guide05Upload;
+
+/// docs/guide/06-chat.md
+#[doc = include_str!("../docs/guide/06-chat.md")]
+pub struct Guide06Chat;
