@@ -57,7 +57,7 @@ pub fn render(path: &Path) -> io::Result<String> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let mut md = String::new();
+    let mut md = targets(&rows);
     let load_rows: Vec<Value> = rows
         .iter()
         .filter(|r| r["mode"].is_string() || r["rps"].is_number() || r["error"].is_string())
@@ -269,4 +269,196 @@ pub fn render(path: &Path) -> io::Result<String> {
         let _ = writeln!(md);
     }
     Ok(md)
+}
+
+/// Per-pass ratio of `server`'s req/s to the first server whose name starts
+/// with `base` in the same case and pass: (median, min, max).
+fn ratio(rows: &[Value], case: &str, server: &str, base: &str) -> (f64, f64, f64) {
+    let in_case: Vec<&Value> = rows.iter().filter(|r| r["case"] == case).collect();
+    let xs = in_case
+        .iter()
+        .filter(|r| r["server"] == server)
+        .map(|r| {
+            let b = in_case
+                .iter()
+                .find(|b| {
+                    b["pass"] == r["pass"] && b["server"].as_str().unwrap_or("").starts_with(base)
+                })
+                .map_or(f64::NAN, |b| f(b, "rps"));
+            f(r, "rps") / b
+        })
+        .collect();
+    stats(xs)
+}
+
+fn verdict(ok: Option<bool>) -> &'static str {
+    match ok {
+        Some(true) => "met",
+        Some(false) => "**missed**",
+        None => "not measured",
+    }
+}
+
+/// The targets, each with the measured figure and met/missed.
+fn targets(rows: &[Value]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "### Targets\n");
+    let _ = writeln!(
+        md,
+        "| target | measured (median, min–max over passes) | verdict |"
+    );
+    let _ = writeln!(md, "|---|---|---|");
+    let mut line = |t: String, m: String, ok: Option<bool>| {
+        let v = if t.starts_with("tokio") {
+            "recorded"
+        } else if t.contains("python") {
+            "reference"
+        } else {
+            verdict(ok)
+        };
+        let _ = writeln!(md, "| {t} | {m} | {v} |");
+    };
+    let servers_in = |case: &str, prefix: &str| -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for r in rows.iter().filter(|r| r["case"] == case) {
+            let s = r["server"].as_str().unwrap_or("");
+            if s.starts_with(prefix) && !v.iter().any(|x| x == s) {
+                v.push(s.to_string());
+            }
+        }
+        v
+    };
+    let has = |case: &str| rows.iter().any(|r| r["case"] == case);
+    for case in ["echo-64-16", "echo-64-256"] {
+        if !has(case) {
+            continue;
+        }
+        for s in servers_in(case, "crate threading")
+            .into_iter()
+            .filter(|s| s == "crate threading")
+            .chain(servers_in(case, "crate pool"))
+        {
+            let (m, lo, hi) = ratio(rows, case, &s, "std floor");
+            line(
+                format!("{s}, `{case}` ≥ 1.0× std"),
+                format!("{}× ({}–{})", num(m), num(lo), num(hi)),
+                m.is_finite().then_some(m >= 1.0),
+            );
+        }
+        let (m, lo, hi) = ratio(rows, case, "tokio", "std floor");
+        line(
+            format!("tokio, `{case}`: record the gap (≈1.4× std expected)"),
+            format!("{}× ({}–{})", num(m), num(lo), num(hi)),
+            None.or(m.is_finite().then_some(true)),
+        );
+    }
+    if has("connect-16") {
+        for s in servers_in("connect-16", "crate pool") {
+            let (m, lo, hi) = ratio(rows, "connect-16", &s, "std floor");
+            line(
+                format!("{s}, connection per request ≥ 1.4× std"),
+                format!("{}× ({}–{})", num(m), num(lo), num(hi)),
+                m.is_finite().then_some(m >= 1.4),
+            );
+        }
+    }
+    if has("udp-64-16") {
+        for s in servers_in("udp-64-16", "crate") {
+            let (m, lo, hi) = ratio(rows, "udp-64-16", &s, "std floor");
+            let (p, plo, phi) = ratio(rows, "udp-64-16", &s, "python");
+            line(
+                format!("UDP {s} ≥ 1.0× std and ≥ 10× Python ThreadingUDPServer"),
+                format!(
+                    "{}× std ({}–{}); {}× Python ({}–{})",
+                    num(m),
+                    num(lo),
+                    num(hi),
+                    num(p),
+                    num(plo),
+                    num(phi)
+                ),
+                (m.is_finite() && p.is_finite()).then_some(m >= 1.0 && p >= 10.0),
+            );
+        }
+    }
+    for r in rows.iter().filter(|r| r["case"] == "shutdown") {
+        let who = r["strategy"].as_str().unwrap_or("?");
+        let p99 = f(r, "p99_us");
+        let python = who.starts_with("python");
+        line(
+            format!(
+                "shutdown p99 < 1 ms: {who}, {}",
+                r["load"].as_str().unwrap_or("?")
+            ),
+            format!("p99 {} µs ({} runs)", num(p99), r["runs"]),
+            if python {
+                None
+            } else {
+                p99.is_finite().then_some(p99 < 1000.0)
+            },
+        );
+    }
+    let up: Vec<&Value> = rows
+        .iter()
+        .filter(|r| {
+            r["case"] == "upload"
+                && r["server"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("upload_server")
+        })
+        .collect();
+    if let Some(skip) = rows
+        .iter()
+        .find(|r| r["case"] == "upload")
+        .and_then(|r| r["skipped"].as_str())
+    {
+        line(
+            "upload ≥ 1 GB/s with SHA-256, RSS < 32 MiB".into(),
+            format!("not measured: {skip}"),
+            None,
+        );
+    } else if !up.is_empty() {
+        let (m, lo, hi) = stats(up.iter().map(|r| f(r, "mb_per_s")).collect());
+        let rss = up
+            .iter()
+            .flat_map(|r| [f(r, "server_hwm_kib"), f(r, "client_hwm_kib")])
+            .fold(0.0, f64::max);
+        let ok = up.iter().all(|r| r["ok"] == true);
+        line(
+            "upload ≥ 1 GB/s with SHA-256".into(),
+            format!(
+                "{} MB/s ({}–{}), all verified: {ok}",
+                big(m),
+                big(lo),
+                big(hi)
+            ),
+            m.is_finite().then_some(m >= 1000.0 && ok),
+        );
+        line(
+            "upload peak RSS < 32 MiB (both processes)".into(),
+            format!("largest VmHWM {:.1} MiB", rss / 1024.0),
+            (rss > 0.0).then_some(rss < 32.0 * 1024.0),
+        );
+    }
+    for r in rows.iter().filter(|r| r["case"] == "scale") {
+        let who = r["server"].as_str().unwrap_or("?");
+        if !who.starts_with("crate") {
+            continue;
+        }
+        let held = r["held"].as_u64().unwrap_or(0);
+        let target = r["target"].as_u64().unwrap_or(0);
+        let per = f(r, "total_kib_per_conn");
+        line(
+            format!("{target} idle connections < 64 KiB RSS each: {who}"),
+            format!(
+                "held {held}, echoed {}, {} KiB/conn (whole RSS / conns)",
+                r["echoed"],
+                num(per)
+            ),
+            per.is_finite().then_some(per < 64.0 && held == target),
+        );
+    }
+    let _ = writeln!(md);
+    md
 }

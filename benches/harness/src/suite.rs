@@ -685,6 +685,7 @@ fn upload(o: &SuiteOpts) -> io::Result<Vec<Value>> {
     }
     let _ = fs::remove_dir_all(&dir);
     let _ = fs::remove_file(&src);
+    let _ = fs::remove_dir(&o.scratch);
     Ok(out)
 }
 
