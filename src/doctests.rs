@@ -28,3 +28,7 @@ pub struct Guide05Upload;
 /// docs/guide/06-chat.md
 #[doc = include_str!("../docs/guide/06-chat.md")]
 pub struct Guide06Chat;
+
+/// docs/guide/07-socketserver.md
+#[doc = include_str!("../docs/guide/07-socketserver.md")]
+pub struct Guide07Socketserver;
