@@ -82,6 +82,11 @@ fi
     echo "python: $("$PYTHON" --version 2>&1)"
     echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
     echo "loadavg before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    # How busy the machine is without us (other users of the 2 cores).
+    a=($(head -1 /proc/stat)); sleep 2; b=($(head -1 /proc/stat))
+    busy=$(( (b[1]+b[2]+b[3]+b[6]+b[7]+b[8]) - (a[1]+a[2]+a[3]+a[6]+a[7]+a[8]) ))
+    total=$(( busy + (b[4]+b[5]) - (a[4]+a[5]) ))
+    echo "cpu busy (all cpus, 2 s before the run): $(( 100 * busy / (total > 0 ? total : 1) ))%"
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
 
