@@ -507,3 +507,41 @@ fn test_threads_reaped() {
     );
     assert_eq!(server.active_connections(), 0);
 }
+
+// 25: CPython checks `__all__` against the module's public names. Here the
+// compiler does that; this test pins the names a learner coming from Python
+// looks for, so renaming one is a deliberate, visible change.
+#[test]
+fn test_all() {
+    use socketserver as ss;
+    fn exists<T: ?Sized>() {}
+    exists::<ss::TcpServer<EchoLine>>();
+    exists::<ss::UdpServer<EchoLine>>();
+    exists::<ss::UnixStreamServer<EchoLine>>();
+    exists::<ss::UnixDatagramServer<EchoLine>>();
+    exists::<ss::ThreadingTcpServer<EchoLine>>();
+    exists::<ss::ThreadingUdpServer<EchoLine>>();
+    exists::<ss::ThreadingUnixStreamServer<EchoLine>>();
+    exists::<ss::ThreadingUnixDatagramServer<EchoLine>>();
+    exists::<ss::ForkingTcpServer<EchoLine>>();
+    exists::<ss::ForkingUdpServer<EchoLine>>();
+    exists::<ss::ForkingUnixStreamServer<EchoLine>>();
+    exists::<ss::ForkingUnixDatagramServer<EchoLine>>();
+    exists::<dyn ss::Strategy>();
+    exists::<(ss::Sequential, ss::Threading, ss::ThreadPool, ss::Forking)>();
+    exists::<(
+        ss::StreamRequest,
+        ss::DatagramRequest,
+        ss::ServerHandle,
+        ss::DrainReport,
+    )>();
+    let _: fn(&TcpServer<EchoLine>) -> std::io::Result<()> = TcpServer::serve_forever;
+    let _: fn(&TcpServer<EchoLine>) -> std::io::Result<()> = TcpServer::handle_request;
+    let _: fn(&TcpServer<EchoLine>) = TcpServer::shutdown;
+    let _: fn(&TcpServer<EchoLine>) -> std::io::Result<ss::DrainReport> = TcpServer::server_close;
+    let _: fn(&TcpServer<EchoLine>) -> &Addr = TcpServer::server_address;
+    let _: fn(&EchoLine, &Addr) -> bool = <EchoLine as StreamHandler>::verify_request;
+    let _: fn(&EchoLine, &Addr, &HandlerError) = <EchoLine as StreamHandler>::handle_error;
+    let _: fn(&EchoLine) = <EchoLine as StreamHandler>::handle_timeout;
+    let _: fn(&EchoLine) = <EchoLine as StreamHandler>::service_actions;
+}
