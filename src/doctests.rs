@@ -32,3 +32,7 @@ pub struct Guide06Chat;
 /// docs/guide/07-socketserver.md
 #[doc = include_str!("../docs/guide/07-socketserver.md")]
 pub struct Guide07Socketserver;
+
+/// docs/guide/08-production.md
+#[doc = include_str!("../docs/guide/08-production.md")]
+pub struct Guide08Production;
