@@ -33,14 +33,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::net::UdpSocket;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 use socketserver::transport::Transport;
 use socketserver::{
     Addr, DatagramHandler, DatagramRequest, DatagramSocket, Execute, HandlerError, HandlerResult,
@@ -512,28 +510,10 @@ where
     ChatHandler: Handles<T::Request>,
     S: Execute<T::Request, ChatHandler> + Strategy,
 {
-    let handle = server.handle();
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                eprintln!("signal {sig}: closing the room");
-                handle.shutdown();
-            }
-        })?;
-    let mut out = io::stdout().lock();
-    writeln!(out, "listening on {}", server.server_address())?;
-    out.flush()?;
-    drop(out);
-    server.serve_forever()?;
-    let told = server.handler().close_room(socket);
-    let report = server.server_close()?;
-    eprintln!(
-        "room closed: {told} members told; {} datagrams completed, {} cut, in {:?}",
-        report.completed, report.forced, report.elapsed
-    );
-    Ok(())
+    common::serve_with(server, |server| {
+        let told = server.handler().close_room(socket);
+        eprintln!("room closing: {told} members told");
+    })
 }
 
 fn run(cli: Cli) -> io::Result<()> {

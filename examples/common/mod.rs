@@ -95,6 +95,20 @@ where
     H: Handles<T::Request>,
     S: Execute<T::Request, H> + Strategy,
 {
+    serve_with(server, |_| {})
+}
+
+/// [`serve`], running `on_stop` after the loop has stopped accepting and
+/// before the drain (the chat room tells its members it is closing there).
+pub fn serve_with<T, H, S>(
+    server: Server<T, H, S>,
+    on_stop: impl FnOnce(&Server<T, H, S>),
+) -> io::Result<()>
+where
+    T: Transport,
+    H: Handles<T::Request>,
+    S: Execute<T::Request, H> + Strategy,
+{
     let handle = server.handle();
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new()
@@ -110,6 +124,7 @@ where
     out.flush()?;
     drop(out);
     server.serve_forever()?;
+    on_stop(&server);
     let report = server.server_close()?;
     eprintln!(
         "closed: {} completed, {} cut at the drain deadline, {} abandoned, in {:?}",
