@@ -36,3 +36,7 @@ pub struct Guide07Socketserver;
 /// docs/guide/08-production.md
 #[doc = include_str!("../docs/guide/08-production.md")]
 pub struct Guide08Production;
+
+/// docs/python-mapping.md
+#[doc = include_str!("../docs/python-mapping.md")]
+pub struct PythonMapping;
