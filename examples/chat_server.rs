@@ -34,7 +34,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::UdpSocket;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -501,17 +500,17 @@ struct Cli {
 
 /// Prints `listening on <addr>`, serves until SIGINT/SIGTERM, tells the room
 /// it is closing, then closes the server.
-pub fn serve_room<T, S>(
-    server: Server<T, ChatHandler, S>,
-    socket: &DatagramSocket,
-) -> io::Result<()>
+pub fn serve_room<T, S>(server: Server<T, ChatHandler, S>) -> io::Result<()>
 where
     T: Transport,
     ChatHandler: Handles<T::Request>,
     S: Execute<T::Request, ChatHandler> + Strategy,
 {
+    let socket = Arc::clone(server.socket().expect("a datagram server has a socket"));
+    // Idle drops and refusals of truncated datagrams send from the loop.
+    server.handler().attach(Arc::clone(&socket));
     common::serve_with(server, |server| {
-        let told = server.handler().close_room(socket);
+        let told = server.handler().close_room(&socket);
         eprintln!("room closing: {told} members told");
     })
 }
@@ -532,27 +531,23 @@ fn run(cli: Cli) -> io::Result<()> {
         burst: cli.burst.max(1.0),
     };
     let room = handler(cfg);
-    let socket = UdpSocket::bind(cli.addr.as_str())?;
-    let sender = Arc::new(DatagramSocket::Udp(socket.try_clone()?));
-    room.attach(Arc::clone(&sender));
+    let addr = cli.addr.as_str();
     let builder: ServerBuilder = cli
         .serve
         .builder()
         .max_packet_size(RECV_BUFFER)
         .service_interval(Some(room.config().service_interval()));
     match cli.serve.strategy {
-        StrategyArg::Sequential => serve_room(builder.udp_socket(socket, room)?, &sender),
+        StrategyArg::Sequential => serve_room(builder.udp(addr, room)?),
         StrategyArg::Threading => serve_room(
             builder
                 .strategy(socketserver::Threading::new())
-                .udp_socket(socket, room)?,
-            &sender,
+                .udp(addr, room)?,
         ),
         StrategyArg::Pool => serve_room(
             builder
                 .strategy(socketserver::ThreadPool::new(cli.serve.workers.max(1)))
-                .udp_socket(socket, room)?,
-            &sender,
+                .udp(addr, room)?,
         ),
         StrategyArg::Forking => unreachable!("refused above"),
     }

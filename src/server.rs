@@ -32,7 +32,7 @@ use crate::control::{Control, ServerHandle};
 use crate::drain::{DrainReport, Tracker};
 use crate::error::TruncatedDatagram;
 use crate::handler::{Handles, catch, catch_hook};
-use crate::net::Addr;
+use crate::net::{Addr, DatagramSocket};
 use crate::strategy::{Execute, Job, Sequential, Shared, Strategy};
 use crate::transport::{Incoming, Request, Transport};
 
@@ -73,6 +73,7 @@ pub struct Server<T: Transport, H, S: Strategy = Sequential> {
     shared: Arc<Shared<H>>,
     strategy: S,
     local: Addr,
+    socket: Option<Arc<DatagramSocket>>,
     looping: Mutex<Loop<T>>,
     /// The thread running the loop now, to refuse `server_close` from a
     /// handler on it (it would wait for itself).
@@ -119,6 +120,7 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
             shared,
             strategy,
             local: transport.local_addr().clone(),
+            socket: transport.datagram_socket().cloned(),
             looping: Mutex::new(Loop {
                 poll,
                 events: Events::with_capacity(64),
@@ -135,6 +137,14 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
     /// port 0, the port the OS picked.
     pub fn server_address(&self) -> &Addr {
         &self.local
+    }
+
+    /// The socket of a datagram server (UDP or Unix datagram), to send from
+    /// outside a handler: a broadcast when the server stops, a reply from
+    /// `service_actions`. `None` for stream servers, whose listening socket
+    /// carries no data.
+    pub fn socket(&self) -> Option<&Arc<DatagramSocket>> {
+        self.socket.as_ref()
     }
 
     /// A cloneable handle to stop the server from any thread.

@@ -529,6 +529,17 @@ fn udp_truncation_is_reported_and_no_empty_reply_is_sent() {
     let addr = server.server_address().as_inet().unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(LIMIT)).unwrap();
+    // The server's socket can send from outside any handler.
+    let socket = server.socket().expect("a UDP server has a socket");
+    socket
+        .send_to(
+            b"hello from the server",
+            &Addr::Inet(client.local_addr().unwrap()),
+        )
+        .unwrap();
+    let mut first = [0u8; 64];
+    let n = client.recv(&mut first).unwrap();
+    assert_eq!(&first[..n], b"hello from the server");
     std::thread::scope(|s| {
         let t = s.spawn(|| server.serve_forever());
         client.send_to(&[b'x'; 2000], addr).unwrap();

@@ -72,6 +72,12 @@ pub trait Transport: Send + 'static {
     #[cfg(unix)]
     fn raw_fd(&self) -> std::os::fd::RawFd;
 
+    /// The shared socket of a datagram transport (`None` for streams).
+    #[doc(hidden)]
+    fn datagram_socket(&self) -> Option<&std::sync::Arc<crate::net::DatagramSocket>> {
+        None
+    }
+
     /// The descriptor a forked child closes: the listener of a stream
     /// transport (a datagram child keeps its socket to reply).
     #[doc(hidden)]

@@ -69,6 +69,10 @@ pub(super) fn recv(
 impl super::Transport for UdpTransport {
     type Request = Datagram;
 
+    fn datagram_socket(&self) -> Option<&Arc<DatagramSocket>> {
+        Some(&self.socket)
+    }
+
     fn local_addr(&self) -> &Addr {
         &self.addr
     }

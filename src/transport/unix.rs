@@ -156,6 +156,10 @@ impl UnixDatagramTransport {
 impl super::Transport for UnixDatagramTransport {
     type Request = Datagram;
 
+    fn datagram_socket(&self) -> Option<&Arc<DatagramSocket>> {
+        Some(&self.socket)
+    }
+
     fn local_addr(&self) -> &Addr {
         &self.addr
     }
