@@ -3,12 +3,16 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The built example binary `name` (cargo builds examples before running tests).
+/// The built example binary `name`.
+///
+/// A plain `cargo test` builds every example before running tests; a
+/// filtered `cargo test --test X` does not, so this refuses a binary older
+/// than its source rather than testing stale code.
 pub fn example_bin(name: &str) -> PathBuf {
     let mut dir = std::env::current_exe().expect("test binary path");
     dir.pop(); // the test binary
@@ -21,6 +25,21 @@ pub fn example_bin(name: &str) -> PathBuf {
         "{} is missing: run `cargo test` (it builds examples) or `cargo build --examples`",
         path.display()
     );
+    let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap();
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for source in [
+        sources.join(format!("{name}.rs")),
+        sources.join("common/mod.rs"),
+    ] {
+        if let Ok(changed) = std::fs::metadata(&source).and_then(|m| m.modified()) {
+            assert!(
+                changed <= built,
+                "{} is older than {}: run `cargo build --examples` (a filtered `cargo test --test X` does not rebuild examples)",
+                path.display(),
+                source.display()
+            );
+        }
+    }
     path
 }
 
