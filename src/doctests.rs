@@ -40,3 +40,7 @@ pub struct Guide08Production;
 /// docs/python-mapping.md
 #[doc = include_str!("../docs/python-mapping.md")]
 pub struct PythonMapping;
+
+/// docs/glossary.md
+#[doc = include_str!("../docs/glossary.md")]
+pub struct Glossary;
