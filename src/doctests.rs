@@ -5,6 +5,10 @@
 #[doc = include_str!("../README.md")]
 pub struct Readme;
 
+/// README.zh-CN.md
+#[doc = include_str!("../README.zh-CN.md")]
+pub struct ReadmeZhCn;
+
 /// docs/guide/01-client-server.md
 #[doc = include_str!("../docs/guide/01-client-server.md")]
 pub struct Guide01ClientServer;
