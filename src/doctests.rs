@@ -48,3 +48,7 @@ pub struct PythonMapping;
 /// docs/glossary.md
 #[doc = include_str!("../docs/glossary.md")]
 pub struct Glossary;
+
+/// docs/README.md
+#[doc = include_str!("../docs/README.md")]
+pub struct DocsIndex;
