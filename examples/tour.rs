@@ -202,10 +202,10 @@ fn chat_step(addr: SocketAddr) -> Step {
         for (c, got) in members.iter().zip(heard.iter_mut()) {
             let start = Instant::now();
             while !got.contains(&expected) && start.elapsed() < WAIT {
-                if let Some(m) = c.recv(WAIT)? {
-                    if m.starts_with('[') {
-                        got.push(m);
-                    }
+                if let Some(m) = c.recv(WAIT)?
+                    && m.starts_with('[')
+                {
+                    got.push(m);
                 }
             }
         }

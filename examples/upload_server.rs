@@ -44,7 +44,6 @@ mod common;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -179,18 +178,13 @@ fn temp_path(dir: &Path, name: &str) -> PathBuf {
     ))
 }
 
-/// `flock(LOCK_EX | LOCK_NB)`: true if this open file now holds the lock.
+/// An exclusive lock without waiting (`flock(LOCK_EX | LOCK_NB)` on Linux):
+/// true if this open file now holds the lock.
 fn try_lock(f: &File) -> io::Result<bool> {
-    // SAFETY: flock on a valid, owned descriptor has no memory effects.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    if e.kind() == ErrorKind::WouldBlock {
-        Ok(false)
-    } else {
-        Err(e)
+    match f.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 

@@ -207,8 +207,11 @@ impl<S: Strategy> ServerBuilder<S> {
 
     /// How long [`server_close`](Server::server_close) waits for requests in
     /// flight before cutting their connections (`shutdown(SHUT_RDWR)`) and
-    /// sending forked children `SIGTERM`. Default: `None`, wait for every
-    /// handler to return (Python's `block_on_close`).
+    /// sending forked children `SIGTERM`; it then waits as long again (at
+    /// most 5 s) for the cut handlers to return and reports the rest as
+    /// abandoned. `Some(Duration::ZERO)` cuts at once and does not wait
+    /// (Python's `daemon_threads`). Default: `None`, wait for every handler
+    /// to return (Python's `block_on_close`).
     pub fn drain_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.config.drain_timeout = timeout;
         self

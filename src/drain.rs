@@ -145,7 +145,8 @@ impl Tracker {
     }
 
     /// The graceful drain: wait up to `grace` for live requests to end, then
-    /// cut the rest and wait up to `FORCE_WAIT` for their handlers to return.
+    /// cut the rest and wait up to `grace` again (at most `FORCE_WAIT`) for
+    /// their handlers to return.
     pub(crate) fn drain(
         &self,
         grace: Option<Duration>,
@@ -161,7 +162,8 @@ impl Tracker {
             log::warn!(
                 "socketserver: drain deadline passed with {live} request(s) live; cut {forced}"
             );
-            self.wait_empty(Some(Instant::now() + FORCE_WAIT), slice, service);
+            let wait = grace.map_or(FORCE_WAIT, |g| g.min(FORCE_WAIT));
+            self.wait_empty(Some(Instant::now() + wait), slice, service);
         }
         let abandoned = self.live();
         DrainReport {
@@ -173,7 +175,7 @@ impl Tracker {
     }
 }
 
-/// How long a forced drain waits for cut handlers to return.
+/// The longest a forced drain waits for cut handlers to return.
 const FORCE_WAIT: Duration = Duration::from_secs(5);
 
 /// Held by a request in flight; dropping it ends the request's accounting.

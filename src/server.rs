@@ -338,10 +338,10 @@ where
         if !lp.ready || self.control().stop_requested() || self.tracker().at_capacity() {
             return false;
         }
-        if let Some((until, _)) = lp.backoff {
-            if Instant::now() < until {
-                return false;
-            }
+        if let Some((until, _)) = lp.backoff
+            && Instant::now() < until
+        {
+            return false;
         }
         let Some(transport) = lp.transport.as_mut() else {
             return false;

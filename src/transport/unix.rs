@@ -51,10 +51,10 @@ impl SocketPath {
 
 impl Drop for SocketPath {
     fn drop(&mut self) {
-        if let Ok(meta) = fs::symlink_metadata(&self.path) {
-            if (meta.dev(), meta.ino()) == self.id {
-                let _ = fs::remove_file(&self.path);
-            }
+        if let Ok(meta) = fs::symlink_metadata(&self.path)
+            && (meta.dev(), meta.ino()) == self.id
+        {
+            let _ = fs::remove_file(&self.path);
         }
     }
 }
