@@ -21,6 +21,19 @@ use crate::net::{Addr, DatagramSocket, Stream};
 ///
 /// `rfile` and `wfile` are separate fields so both can be borrowed at once:
 /// `std::io::copy(&mut req.rfile, &mut req.wfile)?` is a complete echo.
+/// A method such as [`peer`](Self::peer) borrows the whole request, so copy
+/// what you need first when writing it:
+///
+/// ```
+/// use std::io::Write;
+/// use socketserver::{HandlerResult, StreamRequest};
+///
+/// fn greet(req: &mut StreamRequest) -> HandlerResult {
+///     let peer = req.peer().clone(); // `writeln!(req.wfile, "{}", req.peer())` would not compile
+///     writeln!(req.wfile, "hello, {peer}")?;
+///     Ok(())
+/// }
+/// ```
 ///
 /// When the handler returns, the server shuts the write half down (the
 /// client reads EOF) and closes the socket.
