@@ -1,15 +1,18 @@
 //! Tracking live requests: backpressure (`max_connections`) and graceful
 //! drain with a deadline.
 //!
-//! Every request in flight holds a [`Guard`]; the tracker keeps one entry
-//! per *live* request and nothing per finished one, so memory is
+//! Every request in flight holds a [`Guard`]; the tracker counts live
+//! requests and keeps an entry for each one a forced drain can cut (a
+//! connection, a child), nothing per finished request, so memory is
 //! O(live connections) (Python 3.7 kept every finished thread: bpo-37193).
-//! Dropping the guard removes the entry, wakes `server_close` if it is
-//! draining, and wakes the loop if it had stopped accepting at the limit.
+//! Dropping the guard ends the request's accounting, wakes `server_close`
+//! if it is draining, and wakes the loop if it had stopped accepting at the
+//! limit. A datagram in flight is only counted: no lock, no map entry, and
+//! no wake-up system call unless someone waits.
 
 use std::collections::HashMap;
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -40,6 +43,8 @@ pub(crate) struct Tracker {
     inner: Mutex<Inner>,
     changed: Condvar,
     count: AtomicUsize,
+    /// A drain is waiting on `changed`: only then do guards notify it.
+    draining: AtomicBool,
     limit: usize,
     control: Arc<Control>,
 }
@@ -50,6 +55,7 @@ impl Tracker {
             inner: Mutex::default(),
             changed: Condvar::new(),
             count: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
             limit: limit.unwrap_or(usize::MAX).max(1),
             control,
         }
@@ -68,10 +74,16 @@ impl Tracker {
     }
 
     pub(crate) fn register(self: &Arc<Self>, live: Live) -> Guard {
-        let mut inner = self.lock();
-        let id = inner.next_id;
-        inner.next_id += 1;
-        inner.live.insert(id, live);
+        let id = match live {
+            Live::Datagram => None,
+            live => {
+                let mut inner = self.lock();
+                let id = inner.next_id;
+                inner.next_id += 1;
+                inner.live.insert(id, live);
+                Some(id)
+            }
+        };
         self.count.fetch_add(1, Ordering::SeqCst);
         Guard {
             tracker: Arc::clone(self),
@@ -79,17 +91,21 @@ impl Tracker {
         }
     }
 
-    fn remove(&self, id: u64) {
-        let mut inner = self.lock();
-        if inner.live.remove(&id).is_some() {
-            let before = self.count.fetch_sub(1, Ordering::SeqCst);
-            if before == self.limit {
-                // The loop may be parked at the limit: let it accept again.
-                self.control.wake();
-            }
+    fn remove(&self, id: Option<u64>) {
+        if let Some(id) = id {
+            self.lock().live.remove(&id);
         }
-        drop(inner);
-        self.changed.notify_all();
+        let before = self.count.fetch_sub(1, Ordering::SeqCst);
+        if before == self.limit {
+            // The loop may be parked at the limit: let it accept again.
+            self.control.wake();
+        }
+        if self.draining.load(Ordering::SeqCst) {
+            // Taking the lock orders this after the drain's check or after
+            // it started waiting, so the wake-up cannot be lost.
+            drop(self.lock());
+            self.changed.notify_all();
+        }
     }
 
     /// Waits until nothing is live or `deadline` passes; `service` runs
@@ -101,10 +117,11 @@ impl Tracker {
         slice: Option<Duration>,
         service: &dyn Fn(),
     ) -> bool {
+        self.draining.store(true, Ordering::SeqCst);
         loop {
             service();
             let inner = self.lock();
-            if inner.live.is_empty() {
+            if self.live() == 0 {
                 return true;
             }
             let now = Instant::now();
@@ -182,15 +199,25 @@ const FORCE_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct Guard {
     tracker: Arc<Tracker>,
-    id: u64,
+    /// The tracker's entry, for requests a forced drain can cut.
+    id: Option<u64>,
 }
 
 impl Guard {
     /// Replaces what a forced drain would cut (a forked child's pid).
     #[cfg(unix)]
-    pub(crate) fn set(&self, live: Live) {
-        if let Some(slot) = self.tracker.lock().live.get_mut(&self.id) {
-            *slot = live;
+    pub(crate) fn set(&mut self, live: Live) {
+        let mut inner = self.tracker.lock();
+        match self.id {
+            Some(id) => {
+                inner.live.insert(id, live);
+            }
+            None => {
+                let id = inner.next_id;
+                inner.next_id += 1;
+                inner.live.insert(id, live);
+                self.id = Some(id);
+            }
         }
     }
 }

@@ -146,7 +146,9 @@ impl<R, H: Handles<R>> Execute<R, H> for Forking {
                 sys::exit_now(if ok { 0 } else { 1 })
             }
             Forked::Parent(pid) => {
-                let Job { request, guard, .. } = job;
+                let Job {
+                    request, mut guard, ..
+                } = job;
                 // Forget the connection (closing the parent's copy, without
                 // shutting it down); a forced drain signals the child instead.
                 guard.set(Live::Child(pid));
