@@ -32,6 +32,9 @@ struct Cli {
 fn main() -> std::io::Result<()> {
     common::init_logging();
     let cli = Cli::parse();
-    common::serve_with_strategy!(cli.serve, cli.serve.builder(), |b| b
-        .tcp(cli.addr.as_str(), echo))
+    // TCP_NODELAY: an echo answers in pieces as they arrive; with Nagle's
+    // algorithm a reply's second piece would wait for the client's delayed
+    // ACK of the first (up to 40 ms).
+    let builder = cli.serve.builder().nodelay(true);
+    common::serve_with_strategy!(cli.serve, builder, |b| b.tcp(cli.addr.as_str(), echo))
 }
