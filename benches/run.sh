@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite of issue 7, in one command:
 #
-#   benches/run.sh                 # full run (about 7 minutes), report in benches/results/<stamp>/
+#   benches/run.sh                 # full run (about 6 minutes), report in benches/results/<stamp>/
 #   QUICK=1 benches/run.sh         # 1 pass, short windows: a smoke test
 #   ONLY=echo,udp benches/run.sh   # parts: echo, connect, udp, shutdown, upload, scale
 #
