@@ -653,3 +653,78 @@ fn server_close_from_the_loops_own_handler_is_refused_not_deadlocked() {
     // From outside the loop it closes normally.
     assert_eq!(server.server_close().unwrap().forced, 0);
 }
+
+/// Panics in `verify_request` for every other connection.
+#[derive(Clone)]
+struct PanickyVerify {
+    errors: mpsc::Sender<String>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl StreamHandler for PanickyVerify {
+    fn handle(&mut self, req: &mut StreamRequest) -> HandlerResult {
+        req.wfile.write_all(b"served")?;
+        Ok(())
+    }
+    fn verify_request(&self, _peer: &Addr) -> bool {
+        if self.calls.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            panic!("verify_request blew up");
+        }
+        true
+    }
+    fn handle_error(&self, _peer: &Addr, error: &HandlerError) {
+        let _ = self.errors.send(error.to_string());
+    }
+}
+
+// Python lets an exception in verify_request escape the loop and leak the
+// socket; here it is reported, the connection is closed, and the loop goes on.
+#[test]
+fn a_panicking_verify_request_closes_that_connection_only() {
+    let (tx, errors) = mpsc::channel();
+    let handler = PanickyVerify {
+        errors: tx,
+        calls: Arc::default(),
+    };
+    let server = TcpServer::<_>::bind("127.0.0.1:0", handler).unwrap();
+    let (mut refused, mut served) = (0, 0);
+    for i in 0..6 {
+        let mut c = connect(server.server_address());
+        let even = i % 2 == 0;
+        server.handle_request().unwrap();
+        let mut got = String::new();
+        c.read_to_string(&mut got).unwrap();
+        if even {
+            assert_eq!(got, "", "a refused connection is closed unserved");
+            let e = errors.recv_timeout(LIMIT).unwrap();
+            assert_eq!(e, "handler panicked: verify_request blew up");
+            refused += 1;
+        } else {
+            assert_eq!(got, "served");
+            served += 1;
+        }
+    }
+    assert_eq!((refused, served), (3, 3));
+}
+
+#[test]
+fn threading_names_its_threads_and_sets_their_stack() {
+    let (tx, names) = mpsc::channel();
+    let server = ServerBuilder::new()
+        .strategy(Threading::new().name("echo-worker").stack_size(128 * 1024))
+        .tcp("127.0.0.1:0", move |_req: &mut StreamRequest| {
+            // A 64 KiB local fits the 128 KiB stack.
+            let big = [1u8; 64 * 1024];
+            tx.send((
+                std::thread::current().name().map(str::to_string),
+                big.iter().map(|&b| b as usize).sum::<usize>(),
+            ))?;
+            Ok(())
+        })
+        .unwrap();
+    let _c = connect(server.server_address());
+    server.handle_request().unwrap();
+    let (name, sum) = names.recv_timeout(LIMIT).unwrap();
+    assert_eq!(name.as_deref(), Some("echo-worker"));
+    assert_eq!(sum, 64 * 1024);
+}
