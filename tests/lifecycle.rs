@@ -667,7 +667,7 @@ impl StreamHandler for PanickyVerify {
         Ok(())
     }
     fn verify_request(&self, _peer: &Addr) -> bool {
-        if self.calls.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+        if self.calls.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
             panic!("verify_request blew up");
         }
         true
