@@ -35,6 +35,21 @@ fn roundtrip(s: &mut TcpStream, msg: &str) -> String {
     String::from_utf8(buf).unwrap()
 }
 
+/// `echo` as a plain function pointer, so servers built on it share a type.
+type EchoFn = fn(&mut StreamRequest) -> HandlerResult;
+
+/// Sends `msg`, half-closes, lets the server handle exactly one request
+/// with `handle_request`, and returns everything the server sent back.
+fn echo_once(server: &TcpServer<EchoFn>, msg: &str) -> String {
+    let mut c = connect(server.server_address());
+    c.write_all(msg.as_bytes()).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    server.handle_request().unwrap();
+    let mut got = String::new();
+    c.read_to_string(&mut got).unwrap();
+    got
+}
+
 #[test]
 fn shutdown_wakes_an_idle_loop() {
     let server = TcpServer::<_>::bind("127.0.0.1:0", echo).unwrap();
@@ -565,33 +580,23 @@ fn udp_truncation_is_reported_and_no_empty_reply_is_sent() {
 
 #[test]
 fn ipv6_works_when_available() {
-    let Ok(server) = TcpServer::<_>::bind("[::1]:0", echo) else {
+    let handler: EchoFn = echo;
+    let Ok(server) = TcpServer::<_>::bind("[::1]:0", handler) else {
         eprintln!("no IPv6 loopback here; skipping");
         return;
     };
     assert!(server.server_address().as_inet().unwrap().is_ipv6());
-    let mut c = connect(server.server_address());
-    c.write_all(b"six").unwrap();
-    c.shutdown(Shutdown::Write).unwrap();
-    server.handle_request().unwrap();
-    let mut got = String::new();
-    c.read_to_string(&mut got).unwrap();
-    assert_eq!(got, "six");
+    assert_eq!(echo_once(&server, "six"), "six");
 }
 
 #[test]
 fn from_listener_adopts_a_bound_socket() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = TcpServer::<_>::from_listener(listener, echo).unwrap();
+    let handler: EchoFn = echo;
+    let server = TcpServer::<_>::from_listener(listener, handler).unwrap();
     assert_eq!(server.server_address().as_inet(), Some(addr));
-    let mut c = connect(server.server_address());
-    c.write_all(b"adopted").unwrap();
-    c.shutdown(Shutdown::Write).unwrap();
-    server.handle_request().unwrap();
-    let mut got = String::new();
-    c.read_to_string(&mut got).unwrap();
-    assert_eq!(got, "adopted");
+    assert_eq!(echo_once(&server, "adopted"), "adopted");
 }
 
 #[test]
