@@ -38,10 +38,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use socketserver::transport::Transport;
 use socketserver::{
-    Addr, DatagramHandler, DatagramRequest, DatagramSocket, Execute, HandlerError, HandlerResult,
-    Handles, Server, ServerBuilder, Strategy, TruncatedDatagram,
+    Addr, DatagramHandler, DatagramRequest, DatagramSocket, HandlerError, HandlerResult, Server,
+    Strategy, Transport, TruncatedDatagram,
 };
 
 /// The lesson's client reads with `recv(1024)`: nothing the room sends may
@@ -442,7 +441,7 @@ fn send(socket: &DatagramSocket, to: &Addr, text: &str) {
 impl DatagramHandler for ChatHandler {
     fn handle(&mut self, req: &mut DatagramRequest) -> HandlerResult {
         self.attach(Arc::clone(req.socket()));
-        let out = self.process(req.peer(), req.data(), Instant::now());
+        let out = self.process(&req.peer, req.data(), Instant::now());
         // The lock is released: now send.
         for (to, text) in &out {
             send(req.socket(), to, text);
@@ -500,12 +499,7 @@ struct Cli {
 
 /// Prints `listening on <addr>`, serves until SIGINT/SIGTERM, tells the room
 /// it is closing, then closes the server.
-pub fn serve_room<T, S>(server: Server<T, ChatHandler, S>) -> io::Result<()>
-where
-    T: Transport,
-    ChatHandler: Handles<T::Request>,
-    S: Execute<T::Request, ChatHandler> + Strategy,
-{
+pub fn serve_room<T: Transport, S: Strategy>(server: Server<T, ChatHandler, S>) -> io::Result<()> {
     let socket = Arc::clone(server.socket().expect("a datagram server has a socket"));
     // Idle drops and refusals of truncated datagrams send from the loop.
     server.handler().attach(Arc::clone(&socket));
@@ -532,25 +526,12 @@ fn run(cli: Cli) -> io::Result<()> {
     };
     let room = handler(cfg);
     let addr = cli.addr.as_str();
-    let builder: ServerBuilder = cli
+    let builder = cli
         .serve
         .builder()
         .max_packet_size(RECV_BUFFER)
-        .service_interval(Some(room.config().service_interval()));
-    match cli.serve.strategy {
-        StrategyArg::Sequential => serve_room(builder.udp(addr, room)?),
-        StrategyArg::Threading => serve_room(
-            builder
-                .strategy(socketserver::Threading::new())
-                .udp(addr, room)?,
-        ),
-        StrategyArg::Pool => serve_room(
-            builder
-                .strategy(socketserver::ThreadPool::new(cli.serve.workers.max(1)))
-                .udp(addr, room)?,
-        ),
-        StrategyArg::Forking => unreachable!("refused above"),
-    }
+        .service_interval(room.config().service_interval());
+    serve_room(builder.bind_udp(addr, room)?)
 }
 
 fn main() {

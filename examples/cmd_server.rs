@@ -72,7 +72,7 @@
 
 mod common;
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, ToSocketAddrs};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus, Stdio};
@@ -439,7 +439,7 @@ fn wait_for_request(config: &CmdConfig, req: &mut StreamRequest) -> io::Result<b
         if let Some(until) = idle_until {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                log::info!("{}: idle timeout, closing", req.peer());
+                log::info!("{}: idle timeout, closing", req.peer);
                 break Ok(false);
             }
             slice = slice.min(left);
@@ -497,7 +497,7 @@ fn read_request(config: &CmdConfig, req: &mut StreamRequest) -> io::Result<Incom
                     Ok(Incoming::Refused(format!("bad request: {e}")))
                 }
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                    log::warn!("{}: {e}", req.peer());
+                    log::warn!("{}: {e}", req.peer);
                     Ok(Incoming::Gone)
                 }
                 Err(e) if is_timeout(&e) => Ok(Incoming::Gone),
@@ -517,7 +517,7 @@ fn read_request(config: &CmdConfig, req: &mut StreamRequest) -> io::Result<Incom
                         .into(),
                 ));
             }
-            if !is_local_peer(req.peer()) {
+            if !is_local_peer(&req.peer) {
                 return Ok(Incoming::Refused(
                     "the unframed (raw) request form is accepted from loopback only".into(),
                 ));
@@ -559,7 +559,7 @@ pub fn write_error<W: Write + ?Sized>(w: &mut W, msg: &str) -> io::Result<()> {
 /// Serves one connection: requests until the client leaves, the server
 /// shuts down, or a request is refused.
 pub fn serve_connection(config: &CmdConfig, req: &mut StreamRequest) -> HandlerResult {
-    let peer = req.peer().clone();
+    let peer = req.peer.clone();
     loop {
         match read_request(config, req)? {
             Incoming::Gone => return Ok(()),
@@ -688,6 +688,5 @@ fn main() -> io::Result<()> {
         idle_timeout: cli.idle_timeout.map(|s| secs(s, "--idle-timeout")),
     };
     let h = handler(config);
-    common::serve_with_strategy!(cli.serve, cli.serve.builder(), |b| b
-        .tcp(cli.addr.as_str(), h.clone()))
+    common::serve(cli.serve.builder().bind_tcp(cli.addr.as_str(), h)?)
 }

@@ -36,5 +36,5 @@ fn main() -> std::io::Result<()> {
     // algorithm a reply's second piece would wait for the client's delayed
     // ACK of the first (up to 40 ms).
     let builder = cli.serve.builder().nodelay(true);
-    common::serve_with_strategy!(cli.serve, builder, |b| b.tcp(cli.addr.as_str(), echo))
+    common::serve(builder.bind_tcp(cli.addr.as_str(), echo)?)
 }

@@ -241,15 +241,15 @@ fn main() -> Step {
 
     let echo = ServerBuilder::new()
         .strategy(Threading::new())
-        .tcp("127.0.0.1:0", echo::echo)?;
+        .bind_tcp("127.0.0.1:0", echo::echo)?;
     let cmd = ServerBuilder::new()
         .strategy(Threading::new())
-        .drain_timeout(Some(Duration::from_secs(5)))
-        .tcp(
+        .drain_timeout(Duration::from_secs(5))
+        .bind_tcp(
             "127.0.0.1:0",
             cmd_server::handler(cmd_server::CmdConfig::default()),
         )?;
-    let upload = ServerBuilder::new().strategy(ThreadPool::new(4)).tcp(
+    let upload = ServerBuilder::new().strategy(ThreadPool::new(4)).bind_tcp(
         "127.0.0.1:0",
         upload_server::handler(upload_server::UploadConfig {
             dir: store.clone(),
@@ -260,8 +260,8 @@ fn main() -> Step {
     let chat = ServerBuilder::new()
         .strategy(Threading::new())
         .max_packet_size(chat_server::RECV_BUFFER)
-        .service_interval(Some(room.config().service_interval()))
-        .udp("127.0.0.1:0", room)?;
+        .service_interval(room.config().service_interval())
+        .bind_udp("127.0.0.1:0", room)?;
 
     println!("socketserver tour: four servers in one process, ports picked by the OS");
     for (name, addr) in [

@@ -264,7 +264,7 @@ fn reply(w: &mut impl Write, value: &serde_json::Value) -> io::Result<()> {
 }
 
 fn refuse(req: &mut StreamRequest, error: &str) -> HandlerResult {
-    log::warn!("{}: refused: {error}", req.peer());
+    log::warn!("{}: refused: {error}", req.peer);
     reply(&mut req.wfile, &json!({"ok": false, "error": error}))?;
     Ok(())
 }
@@ -331,7 +331,7 @@ impl UploadHandler {
     }
 
     fn upload(&self, req: &mut StreamRequest, h: UploadHeader) -> HandlerResult {
-        let peer = req.peer().clone();
+        let peer = req.peer.clone();
         if let Some(why) = check_name(&h.file_name) {
             return refuse(req, why);
         }
@@ -566,7 +566,7 @@ impl StreamHandler for UploadHandler {
                 return refuse(req, &format!("bad header: {e}"));
             }
             Err(e) => {
-                log::info!("{}: no header: {e}", req.peer());
+                log::info!("{}: no header: {e}", req.peer);
                 return Ok(());
             }
         };
@@ -623,9 +623,6 @@ fn main() -> io::Result<()> {
     let sweep_every =
         (cfg.partial_ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
     let h = handler(cfg)?;
-    common::serve_with_strategy!(
-        cli.serve,
-        cli.serve.builder().service_interval(Some(sweep_every)),
-        |b| b.tcp(cli.addr.as_str(), h)
-    )
+    let builder = cli.serve.builder().service_interval(sweep_every);
+    common::serve(builder.bind_tcp(cli.addr.as_str(), h)?)
 }

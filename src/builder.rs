@@ -1,77 +1,20 @@
-//! [`ServerBuilder`]: everything optional, each setter stating its default.
+//! [`ServerBuilder`]: everything optional, each setter stating its default;
+//! and the Python-style constructors (`TcpServer::bind(addr, handler)`, ...)
+//! that use every default.
 
 use std::io;
 use std::net::{TcpListener, ToSocketAddrs, UdpSocket};
-#[cfg(unix)]
 use std::os::unix::net::{UnixDatagram, UnixListener};
-#[cfg(unix)]
 use std::path::Path;
 use std::time::Duration;
 
+use crate::config::Config;
 use crate::handler::{DatagramHandler, StreamHandler};
-use crate::net::Stream;
 use crate::server::Server;
-use crate::strategy::{Sequential, Strategy};
-use crate::transport::{TcpTransport, UdpTransport};
-#[cfg(unix)]
-use crate::transport::{UnixDatagramTransport, UnixStreamTransport};
-
-/// The settings a [`ServerBuilder`] collects.
-#[doc(hidden)]
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub(crate) backlog: i32,
-    pub(crate) reuse_address: bool,
-    pub(crate) reuse_port: bool,
-    pub(crate) only_v6: Option<bool>,
-    pub(crate) nodelay: bool,
-    pub(crate) read_timeout: Option<Duration>,
-    pub(crate) write_timeout: Option<Duration>,
-    pub(crate) max_connections: Option<usize>,
-    pub(crate) max_packet_size: usize,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) drain_timeout: Option<Duration>,
-    pub(crate) service_interval: Option<Duration>,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            backlog: crate::transport::SOMAXCONN,
-            reuse_address: true,
-            reuse_port: false,
-            only_v6: None,
-            nodelay: false,
-            read_timeout: None,
-            write_timeout: None,
-            max_connections: None,
-            max_packet_size: 65535,
-            timeout: None,
-            drain_timeout: None,
-            service_interval: None,
-        }
-    }
-}
-
-impl Config {
-    /// Applies the per-connection options to an accepted stream; runs on the
-    /// worker, not on the accept loop.
-    pub(crate) fn prepare(&self, stream: &Stream) -> io::Result<()> {
-        // Linux's accept(2) never passes O_NONBLOCK on; BSDs and macOS do.
-        #[cfg(not(target_os = "linux"))]
-        stream.set_nonblocking(false)?;
-        if self.read_timeout.is_some() {
-            stream.set_read_timeout(self.read_timeout)?;
-        }
-        if self.write_timeout.is_some() {
-            stream.set_write_timeout(self.write_timeout)?;
-        }
-        if self.nodelay {
-            stream.set_nodelay(true)?;
-        }
-        Ok(())
-    }
-}
+use crate::strategy::{Execute, Sequential, Strategy};
+use crate::transport::{
+    Connection, Datagram, TcpTransport, UdpTransport, UnixDatagramTransport, UnixStreamTransport,
+};
 
 /// Configures and binds a server: transport, strategy and every option.
 ///
@@ -82,9 +25,9 @@ impl Config {
 /// let server = ServerBuilder::new()
 ///     .strategy(ThreadPool::new(4))
 ///     .max_connections(100)
-///     .read_timeout(Some(Duration::from_secs(30)))
-///     .drain_timeout(Some(Duration::from_secs(5)))
-///     .tcp("127.0.0.1:0", |req: &mut StreamRequest| {
+///     .read_timeout(Duration::from_secs(30))
+///     .drain_timeout(Duration::from_secs(5))
+///     .bind_tcp("127.0.0.1:0", |req: &mut StreamRequest| {
 ///         std::io::copy(&mut req.rfile, &mut req.wfile)?;
 ///         Ok(())
 ///     })?;
@@ -119,7 +62,8 @@ impl ServerBuilder<Sequential> {
 impl<S: Strategy> ServerBuilder<S> {
     /// How requests run. Default: [`Sequential`] (one at a time, on the
     /// loop's thread). See [`Threading`](crate::Threading),
-    /// [`ThreadPool`](crate::ThreadPool) and `Forking` (unix).
+    /// [`ThreadPool`](crate::ThreadPool), [`Forking`](crate::Forking) and,
+    /// for a choice made at run time, [`AnyStrategy`](crate::AnyStrategy).
     pub fn strategy<S2: Strategy>(self, strategy: S2) -> ServerBuilder<S2> {
         ServerBuilder {
             config: self.config,
@@ -171,18 +115,22 @@ impl<S: Strategy> ServerBuilder<S> {
         self
     }
 
-    /// Read timeout set on every accepted connection before `setup` runs: a
-    /// read that waits longer fails and the error reaches `handle_error`.
-    /// Default: `None`, reads may block forever (as in Python), so a silent
-    /// client holds its worker until it leaves.
-    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.config.read_timeout = timeout;
+    /// Read timeout (`SO_RCVTIMEO`) set on every accepted connection before
+    /// `setup` runs: a read that waits longer fails and the error reaches
+    /// `handle_error`. Default: none, reads may block forever (as in
+    /// Python), so a silent client holds its worker until it leaves: with
+    /// [`Sequential`] one silent client stops the server, with a pool or
+    /// forking N of them do (slowloris). Set it for untrusted clients.
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.read_timeout = Some(timeout).filter(|t| !t.is_zero());
         self
     }
 
-    /// Write timeout set on every accepted connection. Default: `None`.
-    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.config.write_timeout = timeout;
+    /// Write timeout (`SO_SNDTIMEO`) set on every accepted connection: a
+    /// client that stops reading cannot hold a handler in `write` forever.
+    /// Default: none.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.config.write_timeout = Some(timeout).filter(|t| !t.is_zero());
         self
     }
 
@@ -205,121 +153,237 @@ impl<S: Strategy> ServerBuilder<S> {
 
     /// How long [`handle_request`](Server::handle_request) waits for a
     /// request before calling `handle_timeout` (Python's `timeout`).
-    /// `serve_forever` ignores it. Default: `None`, wait forever.
-    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.config.timeout = timeout;
+    /// `serve_forever` ignores it. Default: wait forever.
+    pub fn handle_request_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handle_request_timeout = Some(timeout);
         self
     }
 
     /// How long [`server_close`](Server::server_close) waits for requests in
-    /// flight before cutting their connections (`shutdown(SHUT_RDWR)`) and
-    /// sending forked children `SIGTERM`; it then waits as long again (at
-    /// most 5 s) for the cut handlers to return and reports the rest as
-    /// abandoned. `Some(Duration::ZERO)` cuts at once and does not wait
-    /// (Python's `daemon_threads`). Default: `None`, wait for every handler
-    /// to return (Python's `block_on_close`).
-    pub fn drain_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.config.drain_timeout = timeout;
+    /// flight before cutting their connections and signalling forked
+    /// children. Default: wait for every handler to return (Python's
+    /// `block_on_close`).
+    ///
+    /// Connections idle in
+    /// [`next_request`](crate::StreamRequest::next_request) are closed at
+    /// the drain's start. At the deadline, live connections get
+    /// `shutdown(SHUT_RDWR)` and children `SIGTERM`; the drain then waits as
+    /// long again, at most 5 s, and reports the rest as abandoned.
+    /// `Duration::ZERO` cuts at once (Python's `daemon_threads`).
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.config.drain_timeout = Some(timeout);
         self
     }
 
-    /// Wake `serve_forever` at least this often, so `service_actions` runs
+    /// Wakes `serve_forever` at least this often, so `service_actions` runs
     /// even when no request arrives (a chat room dropping idle members).
-    /// Default: `None`, the loop sleeps until a request or a shutdown
-    /// arrives; there is no polling.
-    pub fn service_interval(mut self, interval: Option<Duration>) -> Self {
-        self.config.service_interval = interval;
+    /// Default: the loop sleeps until a request or a shutdown arrives; there
+    /// is no polling.
+    pub fn service_interval(mut self, interval: Duration) -> Self {
+        self.config.service_interval = Some(interval).filter(|i| !i.is_zero());
         self
     }
 
-    /// Binds a TCP server (`socket`, `bind`, `listen`). The address family
-    /// comes from the address, so `"[::1]:0"` gives IPv6. Port 0 lets the OS
-    /// pick; [`server_address`](Server::server_address) tells which.
-    pub fn tcp<A: ToSocketAddrs, H: StreamHandler + 'static>(
-        self,
-        addr: A,
-        handler: H,
-    ) -> io::Result<Server<TcpTransport, H, S>> {
+    /// Reports a handler's panic to `handle_error` only, without std's
+    /// panic message on stderr first. Default: off (std's hook prints the
+    /// message, and a backtrace with `RUST_BACKTRACE=1`, before the server
+    /// catches the panic). The hook is silenced only on threads while they
+    /// run this server's requests.
+    pub fn quiet_panics(mut self, on: bool) -> Self {
+        self.config.quiet_panics = on;
+        self
+    }
+
+    /// Binds a TCP server (`socket(2)`, `bind(2)`, `listen(2)`). The
+    /// address family comes from the address, so `"[::1]:0"` gives IPv6.
+    /// Port 0 lets the OS pick; [`server_address`](Server::server_address)
+    /// tells which.
+    pub fn bind_tcp<A, H>(self, addr: A, handler: H) -> io::Result<Server<TcpTransport, H, S>>
+    where
+        A: ToSocketAddrs,
+        H: StreamHandler + 'static,
+        S: Execute<Connection, H>,
+    {
         let transport = TcpTransport::bind(addr, &self.config)?;
         Server::new(transport, handler, self.strategy, self.config)
     }
 
-    /// Adopts an already bound and listening TCP listener (socket
+    /// Serves on an already bound and listening TCP listener (socket
     /// activation, tests, `SO_REUSEPORT` set up by the caller).
-    pub fn tcp_listener<H: StreamHandler + 'static>(
+    pub fn from_tcp_listener<H>(
         self,
         listener: TcpListener,
         handler: H,
-    ) -> io::Result<Server<TcpTransport, H, S>> {
+    ) -> io::Result<Server<TcpTransport, H, S>>
+    where
+        H: StreamHandler + 'static,
+        S: Execute<Connection, H>,
+    {
         let transport = TcpTransport::from_listener(listener)?;
         Server::new(transport, handler, self.strategy, self.config)
     }
 
-    /// Binds a UDP server.
-    pub fn udp<A: ToSocketAddrs, H: DatagramHandler + 'static>(
-        self,
-        addr: A,
-        handler: H,
-    ) -> io::Result<Server<UdpTransport, H, S>> {
+    /// Binds a UDP server (`socket(2)`, `bind(2)`).
+    pub fn bind_udp<A, H>(self, addr: A, handler: H) -> io::Result<Server<UdpTransport, H, S>>
+    where
+        A: ToSocketAddrs,
+        H: DatagramHandler + 'static,
+        S: Execute<Datagram, H>,
+    {
         let transport = UdpTransport::bind(addr, &self.config)?;
         Server::new(transport, handler, self.strategy, self.config)
     }
 
-    /// Adopts an already bound UDP socket.
-    pub fn udp_socket<H: DatagramHandler + 'static>(
+    /// Serves on an already bound UDP socket.
+    pub fn from_udp_socket<H>(
         self,
         socket: UdpSocket,
         handler: H,
-    ) -> io::Result<Server<UdpTransport, H, S>> {
+    ) -> io::Result<Server<UdpTransport, H, S>>
+    where
+        H: DatagramHandler + 'static,
+        S: Execute<Datagram, H>,
+    {
         let transport = UdpTransport::from_socket(socket, &self.config)?;
         Server::new(transport, handler, self.strategy, self.config)
     }
 
-    /// Binds a Unix stream server at `path`. A stale socket file left there
-    /// is removed first (only if it is a socket); the server removes the
-    /// path it created when it closes.
-    #[cfg(unix)]
-    pub fn unix_stream<P: AsRef<Path>, H: StreamHandler + 'static>(
+    /// Binds a Unix stream server at `path`. A socket file left there by a
+    /// server that is gone is replaced; if a server still answers on it the
+    /// bind fails with `AddrInUse`. The server removes the path it created
+    /// when it closes.
+    pub fn bind_unix_stream<P, H>(
         self,
         path: P,
         handler: H,
-    ) -> io::Result<Server<UnixStreamTransport, H, S>> {
+    ) -> io::Result<Server<UnixStreamTransport, H, S>>
+    where
+        P: AsRef<Path>,
+        H: StreamHandler + 'static,
+        S: Execute<Connection, H>,
+    {
         let transport = UnixStreamTransport::bind(path.as_ref(), &self.config)?;
         Server::new(transport, handler, self.strategy, self.config)
     }
 
-    /// Adopts an already listening Unix stream listener (its path is left
+    /// Serves on an already listening Unix stream listener (its path is left
     /// alone on close).
-    #[cfg(unix)]
-    pub fn unix_listener<H: StreamHandler + 'static>(
+    pub fn from_unix_listener<H>(
         self,
         listener: UnixListener,
         handler: H,
-    ) -> io::Result<Server<UnixStreamTransport, H, S>> {
+    ) -> io::Result<Server<UnixStreamTransport, H, S>>
+    where
+        H: StreamHandler + 'static,
+        S: Execute<Connection, H>,
+    {
         let transport = UnixStreamTransport::from_listener(listener)?;
         Server::new(transport, handler, self.strategy, self.config)
     }
 
-    /// Binds a Unix datagram server at `path` (stale socket removed first,
-    /// path removed on close).
-    #[cfg(unix)]
-    pub fn unix_datagram<P: AsRef<Path>, H: DatagramHandler + 'static>(
+    /// Binds a Unix datagram server at `path` (a stale socket file is
+    /// replaced, a live one is `AddrInUse`; the path is removed on close).
+    pub fn bind_unix_datagram<P, H>(
         self,
         path: P,
         handler: H,
-    ) -> io::Result<Server<UnixDatagramTransport, H, S>> {
+    ) -> io::Result<Server<UnixDatagramTransport, H, S>>
+    where
+        P: AsRef<Path>,
+        H: DatagramHandler + 'static,
+        S: Execute<Datagram, H>,
+    {
         let transport = UnixDatagramTransport::bind(path.as_ref(), &self.config)?;
         Server::new(transport, handler, self.strategy, self.config)
     }
 
-    /// Adopts an already bound Unix datagram socket.
-    #[cfg(unix)]
-    pub fn unix_datagram_socket<H: DatagramHandler + 'static>(
+    /// Serves on an already bound Unix datagram socket.
+    pub fn from_unix_datagram<H>(
         self,
         socket: UnixDatagram,
         handler: H,
-    ) -> io::Result<Server<UnixDatagramTransport, H, S>> {
+    ) -> io::Result<Server<UnixDatagramTransport, H, S>>
+    where
+        H: DatagramHandler + 'static,
+        S: Execute<Datagram, H>,
+    {
         let transport = UnixDatagramTransport::from_socket(socket, &self.config)?;
         Server::new(transport, handler, self.strategy, self.config)
+    }
+}
+
+fn builder<S: Strategy + Default>() -> ServerBuilder<S> {
+    ServerBuilder::new().strategy(S::default())
+}
+
+impl<H, S> Server<TcpTransport, H, S>
+where
+    H: StreamHandler + 'static,
+    S: Execute<Connection, H> + Default,
+{
+    /// Binds a TCP server with every default (Python's
+    /// `TCPServer(server_address, RequestHandlerClass)`); the strategy is
+    /// the alias's: `TcpServer::bind` runs requests one at a time,
+    /// `ThreadingTcpServer::bind` a thread each. Port 0 lets the OS pick; a
+    /// failed bind returns `Err` and leaks no descriptor.
+    pub fn bind<A: ToSocketAddrs>(addr: A, handler: H) -> io::Result<Self> {
+        builder().bind_tcp(addr, handler)
+    }
+
+    /// Serves on an already listening TCP listener (socket activation,
+    /// tests).
+    pub fn from_listener(listener: TcpListener, handler: H) -> io::Result<Self> {
+        builder().from_tcp_listener(listener, handler)
+    }
+}
+
+impl<H, S> Server<UdpTransport, H, S>
+where
+    H: DatagramHandler + 'static,
+    S: Execute<Datagram, H> + Default,
+{
+    /// Binds a UDP server with every default (Python's `UDPServer`).
+    pub fn bind<A: ToSocketAddrs>(addr: A, handler: H) -> io::Result<Self> {
+        builder().bind_udp(addr, handler)
+    }
+
+    /// Serves on an already bound UDP socket.
+    pub fn from_socket(socket: UdpSocket, handler: H) -> io::Result<Self> {
+        builder().from_udp_socket(socket, handler)
+    }
+}
+
+impl<H, S> Server<UnixStreamTransport, H, S>
+where
+    H: StreamHandler + 'static,
+    S: Execute<Connection, H> + Default,
+{
+    /// Binds a Unix stream server at `path` (Python's `UnixStreamServer`);
+    /// a stale socket file there is replaced, a live one is `AddrInUse`, and
+    /// the path is removed when the server closes.
+    pub fn bind<P: AsRef<Path>>(path: P, handler: H) -> io::Result<Self> {
+        builder().bind_unix_stream(path, handler)
+    }
+
+    /// Serves on an already listening Unix listener.
+    pub fn from_listener(listener: UnixListener, handler: H) -> io::Result<Self> {
+        builder().from_unix_listener(listener, handler)
+    }
+}
+
+impl<H, S> Server<UnixDatagramTransport, H, S>
+where
+    H: DatagramHandler + 'static,
+    S: Execute<Datagram, H> + Default,
+{
+    /// Binds a Unix datagram server at `path` (Python's
+    /// `UnixDatagramServer`).
+    pub fn bind<P: AsRef<Path>>(path: P, handler: H) -> io::Result<Self> {
+        builder().bind_unix_datagram(path, handler)
+    }
+
+    /// Serves on an already bound Unix datagram socket.
+    pub fn from_socket(socket: UnixDatagram, handler: H) -> io::Result<Self> {
+        builder().from_unix_datagram(socket, handler)
     }
 }

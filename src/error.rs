@@ -81,3 +81,23 @@ impl fmt::Display for TruncatedDatagram {
 }
 
 impl std::error::Error for TruncatedDatagram {}
+
+/// A forked child ([`Forking`](crate::Forking)) was killed by a signal
+/// before its handler finished (`abort()`, a segfault, `SIGKILL`): reported
+/// to the parent's `handle_error`, since the child could not report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChildKilled {
+    /// The child's process id.
+    pub pid: i32,
+    /// The signal number (`SIGABRT` is 6 on Linux).
+    pub signal: i32,
+}
+
+impl fmt::Display for ChildKilled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "(pid {}) was killed by signal {}", self.pid, self.signal)
+    }
+}
+
+impl std::error::Error for ChildKilled {}

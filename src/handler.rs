@@ -13,20 +13,15 @@
 //! [`StreamHandler`] too, and `Fn(&mut DatagramRequest) -> HandlerResult +
 //! Clone` a [`DatagramHandler`].
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-
-use crate::builder::Config;
-use crate::control::ServerHandle;
-use crate::error::{HandlerError, HandlerResult, PanicError};
-use crate::net::{Addr, DatagramSocket, Stream};
+use crate::error::{HandlerError, HandlerResult};
+use crate::net::Addr;
 use crate::request::{DatagramRequest, StreamRequest};
 
 /// Handles connections on a stream transport (TCP or Unix stream): Python's
 /// `StreamRequestHandler`.
 ///
 /// ```
-/// use std::io::{BufRead, Write};
+/// use std::io::Write;
 /// use socketserver::{HandlerResult, StreamHandler, StreamRequest};
 ///
 /// /// Answers each line with its length.
@@ -37,17 +32,15 @@ use crate::request::{DatagramRequest, StreamRequest};
 ///
 /// impl StreamHandler for LineLength {
 ///     fn handle(&mut self, req: &mut StreamRequest) -> HandlerResult {
-///         let mut line = String::new();
-///         while req.rfile.read_line(&mut line)? > 0 {
+///         for line in req.rfile.lines() {
 ///             self.lines += 1;
-///             writeln!(req.wfile, "{}", line.trim_end().len())?;
-///             line.clear();
+///             writeln!(req.wfile, "{}", line?.len())?; // one send per line
 ///         }
 ///         Ok(())
 ///     }
 ///
 ///     fn finish(&mut self, req: &mut StreamRequest) -> HandlerResult {
-///         log::info!("{} sent {} lines", req.peer(), self.lines);
+///         log::info!("{} sent {} lines", req.peer, self.lines);
 ///         Ok(())
 ///     }
 /// }
@@ -74,22 +67,43 @@ pub trait StreamHandler: Clone {
     /// Decides whether to serve a new connection, before any handler runs.
     /// Returning false closes the connection at once, exactly once. Default:
     /// accept everyone. Runs on the accept loop: keep it fast and never do
-    /// I/O with the peer here.
+    /// I/O with the peer here. [`Addr::ip`] gives the canonical IP (an IPv4
+    /// client of a dual-stack listener as `127.0.0.1`, not `::ffff:127.0.0.1`):
+    ///
+    /// ```
+    /// use socketserver::{Addr, HandlerResult, StreamHandler, StreamRequest};
+    ///
+    /// #[derive(Clone)]
+    /// struct LocalOnly;
+    ///
+    /// impl StreamHandler for LocalOnly {
+    ///     fn verify_request(&self, peer: &Addr) -> bool {
+    ///         peer.is_loopback()
+    ///     }
+    ///     fn handle(&mut self, req: &mut StreamRequest) -> HandlerResult {
+    ///         std::io::copy(&mut req.rfile, &mut req.wfile)?;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
     fn verify_request(&self, peer: &Addr) -> bool {
         let _ = peer;
         true
     }
 
     /// Reports a failed request (an `Err` from `setup`/`handle`/`finish`, a
-    /// panic as [`PanicError`], or a strategy that could not start the
-    /// request). Default: `log::error!` with the peer address. The server
-    /// keeps serving whatever this does.
+    /// panic as [`PanicError`](crate::PanicError), or a strategy that could not start the
+    /// request). Default: `log::error!` with the peer address, or a line on
+    /// stderr when no logger is installed. The server keeps serving whatever
+    /// this does. With [`Forking`](crate::Forking) it runs in the child for
+    /// the child's own errors, and in the parent for a child killed by a
+    /// signal ([`ChildKilled`](crate::ChildKilled)).
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
-        log::error!("error while handling a request from {peer}: {error}");
+        report_default("a request", peer, error);
     }
 
     /// Called by [`handle_request`](crate::Server::handle_request) when its
-    /// [`timeout`](crate::ServerBuilder::timeout) passes with no request.
+    /// [`handle_request_timeout`](crate::ServerBuilder::handle_request_timeout) passes with no request.
     fn handle_timeout(&self) {}
 
     /// Called once per iteration of `serve_forever`, on the loop's thread
@@ -140,9 +154,10 @@ pub trait DatagramHandler: Clone {
 
     /// Reports a failed request, including a datagram that was too long for
     /// the receive buffer ([`TruncatedDatagram`](crate::TruncatedDatagram)).
-    /// Default: `log::error!` with the peer address.
+    /// Default: `log::error!` with the peer address, or stderr when no
+    /// logger is installed.
     fn handle_error(&self, peer: &Addr, error: &HandlerError) {
-        log::error!("error while handling a datagram from {peer}: {error}");
+        report_default("a datagram", peer, error);
     }
 
     /// Called by [`handle_request`](crate::Server::handle_request) when its
@@ -171,139 +186,13 @@ where
     }
 }
 
-/// Runs `f`, turning a panic into a [`PanicError`].
-pub(crate) fn catch<T>(f: impl FnOnce() -> Result<T, HandlerError>) -> Result<T, HandlerError> {
-    catch_unwind(AssertUnwindSafe(f))
-        .unwrap_or_else(|payload| Err(Box::new(PanicError::from_payload(payload))))
-}
-
-/// Runs a hook that returns nothing, turning a panic into an error.
-pub(crate) fn catch_hook(f: impl FnOnce()) -> HandlerResult {
-    catch(|| {
-        f();
-        Ok(())
-    })
-}
-
-/// Python's order: `setup`, then `handle`, then `finish` even if `handle`
-/// failed; every error goes to `report`.
-fn lifecycle<H, R>(
-    mut handler: H,
-    req: &mut R,
-    setup: fn(&mut H, &mut R) -> HandlerResult,
-    handle: fn(&mut H, &mut R) -> HandlerResult,
-    finish: fn(&mut H, &mut R) -> HandlerResult,
-    report: &dyn Fn(&HandlerError),
-) -> bool {
-    if let Err(e) = catch(|| setup(&mut handler, req)) {
-        report(&e);
-        return false;
-    }
-    let handled = catch(|| handle(&mut handler, req));
-    let finished = catch(|| finish(&mut handler, req));
-    let mut ok = true;
-    for e in [handled.err(), finished.err()].iter().flatten() {
-        report(e);
-        ok = false;
-    }
-    ok
-}
-
-/// An accepted connection, before a handler sees it.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Connection {
-    pub(crate) stream: Arc<Stream>,
-}
-
-/// A received datagram, before a handler sees it.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Datagram {
-    pub(crate) data: Vec<u8>,
-    pub(crate) socket: Arc<DatagramSocket>,
-}
-
-/// Connects a handler trait to the kind of request a transport produces:
-/// implemented for every [`StreamHandler`] on connections and every
-/// [`DatagramHandler`] on datagrams. You never implement it yourself.
-pub trait Handles<R>: Clone + 'static {
-    #[doc(hidden)]
-    fn verify(&self, peer: &Addr) -> bool;
-    #[doc(hidden)]
-    fn error(&self, peer: &Addr, error: &HandlerError);
-    #[doc(hidden)]
-    fn timeout(&self);
-    #[doc(hidden)]
-    fn service(&self);
-    #[doc(hidden)]
-    fn serve(&self, request: R, peer: Addr, server: ServerHandle, config: &Config) -> bool;
-}
-
-impl<H: StreamHandler + 'static> Handles<Connection> for H {
-    fn verify(&self, peer: &Addr) -> bool {
-        self.verify_request(peer)
-    }
-    fn error(&self, peer: &Addr, error: &HandlerError) {
-        self.handle_error(peer, error)
-    }
-    fn timeout(&self) {
-        self.handle_timeout()
-    }
-    fn service(&self) {
-        self.service_actions()
-    }
-    fn serve(&self, conn: Connection, peer: Addr, server: ServerHandle, config: &Config) -> bool {
-        let stream = conn.stream;
-        let report = |e: &HandlerError| {
-            let _ = catch_hook(|| self.handle_error(&peer, e));
-        };
-        if let Err(e) = config.prepare(&stream) {
-            report(&e.into());
-            return false;
-        }
-        let mut req = StreamRequest::new(Arc::clone(&stream), peer.clone(), server);
-        let ok = lifecycle(
-            self.clone(),
-            &mut req,
-            H::setup,
-            H::handle,
-            H::finish,
-            &report,
-        );
-        drop(req);
-        // Python's shutdown_request: SHUT_WR so the client reads EOF, then
-        // close (when the last handle drops). ENOTCONN is fine here.
-        let _ = stream.shutdown(std::net::Shutdown::Write);
-        ok
-    }
-}
-
-impl<H: DatagramHandler + 'static> Handles<Datagram> for H {
-    fn verify(&self, peer: &Addr) -> bool {
-        self.verify_request(peer)
-    }
-    fn error(&self, peer: &Addr, error: &HandlerError) {
-        self.handle_error(peer, error)
-    }
-    fn timeout(&self) {
-        self.handle_timeout()
-    }
-    fn service(&self) {
-        self.service_actions()
-    }
-    fn serve(&self, dgram: Datagram, peer: Addr, server: ServerHandle, _config: &Config) -> bool {
-        let report = |e: &HandlerError| {
-            let _ = catch_hook(|| self.handle_error(&peer, e));
-        };
-        let mut req = DatagramRequest::new(dgram.data, peer.clone(), dgram.socket, server);
-        lifecycle(
-            self.clone(),
-            &mut req,
-            H::setup,
-            H::handle,
-            H::finish,
-            &report,
-        )
+/// The default `handle_error`: through `log` when a logger takes errors,
+/// else on stderr (Python prints a traceback there), so a failed handler is
+/// never silent.
+pub(crate) fn report_default(what: &str, peer: &Addr, error: &HandlerError) {
+    if log::log_enabled!(log::Level::Error) {
+        log::error!("error while handling {what} from {peer}: {error}");
+    } else {
+        eprintln!("socketserver: error while handling {what} from {peer}: {error}");
     }
 }

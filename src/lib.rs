@@ -42,20 +42,24 @@
 //!
 //! # The three axes
 //!
-//! - **Transports** ([`transport`]): [`TcpServer`], [`UdpServer`],
-//!   [`UnixStreamServer`], [`UnixDatagramServer`].
+//! - **Transports**: [`TcpServer`], [`UdpServer`], [`UnixStreamServer`],
+//!   [`UnixDatagramServer`] (built on [`TcpTransport`], [`UdpTransport`],
+//!   [`UnixStreamTransport`], [`UnixDatagramTransport`]).
 //! - **Handlers** ([`StreamHandler`], [`DatagramHandler`]): `setup`,
 //!   `handle`, `finish` in Python's order, on a fresh clone per request; the
 //!   server hooks `verify_request`, `handle_error`, `handle_timeout` and
 //!   `service_actions` are provided methods. A closure is a handler too.
-//! - **Strategies** ([`strategy`]): [`Sequential`] (default), [`Threading`],
-//!   [`ThreadPool`], `Forking` (unix).
+//! - **Strategies** ([`Strategy`]): [`Sequential`] (default), [`Threading`],
+//!   [`ThreadPool`], [`Forking`], and [`AnyStrategy`] to choose at run time.
+//!
+//! Ctrl-C: [`shutdown_on_signals`] (feature `signals`, on by default).
 //!
 //! # Where it differs from Python, on purpose
 //!
 //! | Python | here |
 //! |---|---|
 //! | `shutdown()` waits up to `poll_interval` (0.5 s) and deadlocks from a handler | wakes the loop at once through a waker; never blocks; works from a handler |
+//! | a long-lived handler polls `self.server` for a shutdown | [`next_request`](StreamRequest::next_request) waits without polling; a drain closes idle connections at once |
 //! | a shutdown after the loop stopped is sticky | it is not: a later `serve_forever` serves again |
 //! | `server_close()` waits forever for threads (`block_on_close`) | waits up to [`drain_timeout`](ServerBuilder::drain_timeout), then cuts connections, and reports ([`DrainReport`]) |
 //! | unlimited threads | [`max_connections`](ServerBuilder::max_connections) in every strategy; the pool's queue is bounded |
@@ -67,7 +71,9 @@
 //! # Platform
 //!
 //! Unix (Linux, macOS, the BSDs). The `unsafe` code (fork, waitpid, kill,
-//! pidfd, recvmsg) lives in one private module, `sys/unix.rs`.
+//! pidfd, recvmsg) lives in one private module, `sys/unix.rs`. A panic is
+//! caught per request only with `panic = "unwind"` (the default): with
+//! `panic = "abort"` the first one ends the process.
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![deny(unsafe_code)]
 #![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
@@ -76,71 +82,66 @@
 compile_error!("socketserver supports unix platforms for now");
 
 mod builder;
-mod control;
-mod drain;
+mod config;
+mod dispatch;
 mod error;
 pub mod framing;
 mod handler;
+mod inflight;
 mod net;
 mod request;
 mod server;
-pub mod strategy;
-pub mod transport;
+mod shutdown;
+#[cfg(feature = "signals")]
+mod signals;
+mod strategy;
+mod transport;
+mod unwind;
 
 #[allow(unsafe_code)]
-#[cfg_attr(unix, path = "sys/unix.rs")]
+#[path = "sys/unix.rs"]
 mod sys;
-
-pub use builder::ServerBuilder;
-pub use control::ServerHandle;
-pub use drain::DrainReport;
-pub use error::{HandlerError, HandlerResult, PanicError, TruncatedDatagram};
-pub use handler::{DatagramHandler, Handles, StreamHandler};
-pub use net::{Addr, DatagramSocket, Stream};
-pub use request::{DatagramRequest, Reader, StreamRequest, Writer};
-pub use server::Server;
-#[cfg(unix)]
-pub use strategy::Forking;
-pub use strategy::{Execute, Job, Sequential, Strategy, ThreadPool, Threading};
-use transport::{TcpTransport, UdpTransport};
-#[cfg(unix)]
-use transport::{UnixDatagramTransport, UnixStreamTransport};
-
-/// A TCP server (Python's `TCPServer`); `S` defaults to [`Sequential`].
-pub type TcpServer<H, S = Sequential> = Server<TcpTransport, H, S>;
-/// A UDP server (Python's `UDPServer`).
-pub type UdpServer<H, S = Sequential> = Server<UdpTransport, H, S>;
-/// A Unix stream server (Python's `UnixStreamServer`).
-#[cfg(unix)]
-pub type UnixStreamServer<H, S = Sequential> = Server<UnixStreamTransport, H, S>;
-/// A Unix datagram server (Python's `UnixDatagramServer`).
-#[cfg(unix)]
-pub type UnixDatagramServer<H, S = Sequential> = Server<UnixDatagramTransport, H, S>;
-
-/// Python's `ThreadingTCPServer`: a thread per connection.
-pub type ThreadingTcpServer<H> = TcpServer<H, Threading>;
-/// Python's `ThreadingUDPServer`: a thread per datagram.
-pub type ThreadingUdpServer<H> = UdpServer<H, Threading>;
-/// Python's `ThreadingUnixStreamServer`.
-#[cfg(unix)]
-pub type ThreadingUnixStreamServer<H> = UnixStreamServer<H, Threading>;
-/// Python's `ThreadingUnixDatagramServer`.
-#[cfg(unix)]
-pub type ThreadingUnixDatagramServer<H> = UnixDatagramServer<H, Threading>;
-/// Python's `ForkingTCPServer`: a child process per connection.
-#[cfg(unix)]
-pub type ForkingTcpServer<H> = TcpServer<H, Forking>;
-/// Python's `ForkingUDPServer`.
-#[cfg(unix)]
-pub type ForkingUdpServer<H> = UdpServer<H, Forking>;
-/// Python's `ForkingUnixStreamServer`.
-#[cfg(unix)]
-pub type ForkingUnixStreamServer<H> = UnixStreamServer<H, Forking>;
-/// Python's `ForkingUnixDatagramServer`.
-#[cfg(unix)]
-pub type ForkingUnixDatagramServer<H> = UnixDatagramServer<H, Forking>;
-
-mod constructors;
 
 #[cfg(doctest)]
 mod doctests;
+
+pub use builder::ServerBuilder;
+pub use error::{ChildKilled, HandlerError, HandlerResult, PanicError, TruncatedDatagram};
+pub use handler::{DatagramHandler, StreamHandler};
+pub use inflight::DrainReport;
+pub use net::{Addr, DatagramSocket, Stream};
+pub use request::{DatagramRequest, Rfile, StreamRequest, Wfile};
+pub use server::Server;
+pub use shutdown::ServerHandle;
+#[cfg(feature = "signals")]
+pub use signals::shutdown_on_signals;
+pub use strategy::{AnyStrategy, Forking, Sequential, Strategy, ThreadPool, Threading};
+pub use transport::{
+    TcpTransport, Transport, UdpTransport, UnixDatagramTransport, UnixStreamTransport,
+};
+
+/// A TCP server (Python's `TCPServer`): one request at a time.
+pub type TcpServer<H> = Server<TcpTransport, H>;
+/// A UDP server (Python's `UDPServer`).
+pub type UdpServer<H> = Server<UdpTransport, H>;
+/// A Unix stream server (Python's `UnixStreamServer`).
+pub type UnixStreamServer<H> = Server<UnixStreamTransport, H>;
+/// A Unix datagram server (Python's `UnixDatagramServer`).
+pub type UnixDatagramServer<H> = Server<UnixDatagramTransport, H>;
+
+/// Python's `ThreadingTCPServer`: a thread per connection.
+pub type ThreadingTcpServer<H> = Server<TcpTransport, H, Threading>;
+/// Python's `ThreadingUDPServer`: a thread per datagram.
+pub type ThreadingUdpServer<H> = Server<UdpTransport, H, Threading>;
+/// Python's `ThreadingUnixStreamServer`.
+pub type ThreadingUnixStreamServer<H> = Server<UnixStreamTransport, H, Threading>;
+/// Python's `ThreadingUnixDatagramServer`.
+pub type ThreadingUnixDatagramServer<H> = Server<UnixDatagramTransport, H, Threading>;
+/// Python's `ForkingTCPServer`: a child process per connection.
+pub type ForkingTcpServer<H> = Server<TcpTransport, H, Forking>;
+/// Python's `ForkingUDPServer`.
+pub type ForkingUdpServer<H> = Server<UdpTransport, H, Forking>;
+/// Python's `ForkingUnixStreamServer`.
+pub type ForkingUnixStreamServer<H> = Server<UnixStreamTransport, H, Forking>;
+/// Python's `ForkingUnixDatagramServer`.
+pub type ForkingUnixDatagramServer<H> = Server<UnixDatagramTransport, H, Forking>;

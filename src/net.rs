@@ -51,6 +51,27 @@ impl Addr {
         }
     }
 
+    /// The peer's IP in canonical form: an IPv4 client of a dual-stack
+    /// listener is `127.0.0.1`, not `::ffff:127.0.0.1`
+    /// ([`IpAddr::to_canonical`](std::net::IpAddr::to_canonical)). `None`
+    /// for Unix addresses.
+    ///
+    /// ```
+    /// use socketserver::Addr;
+    /// let mapped = Addr::Inet("[::ffff:127.0.0.1]:5000".parse().unwrap());
+    /// assert_eq!(mapped.ip(), Some("127.0.0.1".parse().unwrap()));
+    /// assert!(mapped.is_loopback());
+    /// ```
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.as_inet().map(|a| a.ip().to_canonical())
+    }
+
+    /// True for a loopback IP (`127.0.0.0/8`, `::1`, and their IPv4-mapped
+    /// forms) and for every Unix socket address, which is local by nature.
+    pub fn is_loopback(&self) -> bool {
+        self.ip().is_none_or(|ip| ip.is_loopback())
+    }
+
     /// The Unix socket path, if this is a named Unix address.
     #[cfg(unix)]
     pub fn as_path(&self) -> Option<&std::path::Path> {

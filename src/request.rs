@@ -1,36 +1,39 @@
 //! What a handler is given: [`StreamRequest`] for a connection,
 //! [`DatagramRequest`] for one datagram.
 
-use std::io::{self, BufReader, Read, Write};
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::control::ServerHandle;
+use crate::inflight::Phase;
 use crate::net::{Addr, DatagramSocket, Stream};
+use crate::shutdown::ServerHandle;
+use crate::transport::Connection;
 
 /// One accepted connection, as Python's `StreamRequestHandler` sees it.
 ///
 /// | Python | Rust |
 /// |---|---|
-/// | `self.rfile` (buffered) | [`rfile`](Self::rfile): a [`BufReader`], so `read_line`, `lines()`, `fill_buf` work |
+/// | `self.rfile` (buffered) | [`rfile`](Self::rfile): [`BufRead`], so `read_line`, `fill_buf` work |
+/// | `for line in self.rfile` | [`for line in req.rfile.lines()`](Rfile::lines) |
 /// | `self.wfile` (unbuffered, `sendall`) | [`wfile`](Self::wfile): every `write` is a whole write |
 /// | `self.request` / `self.connection` | [`stream`](Self::stream) |
 /// | `self.client_address` | [`peer`](Self::peer) |
 /// | `self.timeout` | [`set_read_timeout`](Self::set_read_timeout), [`set_write_timeout`](Self::set_write_timeout) |
-/// | `self.server.shutdown()` | [`server`](Self::server)`().shutdown()` |
+/// | `self.server.shutdown()` | [`server`](Self::server)`.shutdown()` |
 ///
-/// `rfile` and `wfile` are separate fields so both can be borrowed at once:
-/// `std::io::copy(&mut req.rfile, &mut req.wfile)?` is a complete echo.
-/// A method such as [`peer`](Self::peer) borrows the whole request, so copy
-/// what you need first when writing it:
+/// `rfile`, `wfile`, `peer` and `server` are separate fields (like
+/// `std::process::Child`'s pipes) so each can be borrowed on its own:
+/// `std::io::copy(&mut req.rfile, &mut req.wfile)?` is a complete echo, and
+/// writing the peer's address is one statement:
 ///
 /// ```
 /// use std::io::Write;
 /// use socketserver::{HandlerResult, StreamRequest};
 ///
 /// fn greet(req: &mut StreamRequest) -> HandlerResult {
-///     let peer = req.peer().clone(); // `writeln!(req.wfile, "{}", req.peer())` would not compile
-///     writeln!(req.wfile, "hello, {peer}")?;
+///     writeln!(req.wfile, "hello, {}", req.peer)?; // one send(2)
 ///     Ok(())
 /// }
 /// ```
@@ -40,31 +43,77 @@ use crate::net::{Addr, DatagramSocket, Stream};
 #[derive(Debug)]
 pub struct StreamRequest {
     /// The buffered reading side (Python's `rfile`).
-    pub rfile: BufReader<Reader>,
+    pub rfile: Rfile,
     /// The unbuffered writing side (Python's `wfile`): every `write` sends
     /// the whole buffer or fails, so there are no partial writes and no
-    /// flush is needed.
-    pub wfile: Writer,
+    /// flush is needed; one `write!`/`writeln!` is formatted first and sent
+    /// as one `send(2)`.
+    pub wfile: Wfile,
+    /// The peer's address (Python's `client_address`).
+    #[doc(alias = "client_address")]
+    pub peer: Addr,
+    /// A handle to the server, to stop it from inside a handler (Python's
+    /// `self.server.shutdown()`).
+    pub server: ServerHandle,
     stream: Arc<Stream>,
-    peer: Addr,
-    server: ServerHandle,
+    phase: Arc<Phase>,
 }
 
 impl StreamRequest {
-    pub(crate) fn new(stream: Arc<Stream>, peer: Addr, server: ServerHandle) -> StreamRequest {
+    pub(crate) fn new(conn: Connection, peer: Addr, server: ServerHandle) -> StreamRequest {
+        let Connection { stream, phase } = conn;
         StreamRequest {
-            rfile: BufReader::new(Reader(Arc::clone(&stream))),
-            wfile: Writer(Arc::clone(&stream)),
-            stream,
+            rfile: Rfile(BufReader::new(RawReader(Arc::clone(&stream)))),
+            wfile: Wfile(Arc::clone(&stream)),
             peer,
             server,
+            stream,
+            phase,
         }
     }
 
-    /// The peer's address (Python's `client_address`).
-    #[doc(alias = "client_address")]
-    pub fn peer(&self) -> &Addr {
-        &self.peer
+    /// Waits for the next request on a long-lived connection: returns
+    /// `Ok(true)` once its first byte can be read from `rfile`, `Ok(false)`
+    /// at end of input or when the server shuts down. No polling: a drain
+    /// ([`server_close`](crate::Server::server_close)) closes a connection
+    /// waiting here at once, while requests being served run to the drain
+    /// deadline.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use socketserver::{HandlerResult, StreamRequest};
+    ///
+    /// fn one_command_per_line(req: &mut StreamRequest) -> HandlerResult {
+    ///     while req.next_request()? {
+    ///         let mut line = String::new();
+    ///         req.rfile.read_line(&mut line)?;
+    ///         writeln!(req.wfile, "ran {}", line.trim_end())?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// A read timeout set on the connection still applies: an idle client
+    /// then gets a `WouldBlock`/`TimedOut` error here.
+    pub fn next_request(&mut self) -> io::Result<bool> {
+        if !self.rfile.buffer().is_empty() {
+            return Ok(true);
+        }
+        self.phase.set_idle();
+        // Publishing "idle" before checking the flag pairs with the drain,
+        // which sets the flag before it closes idle connections: one of the
+        // two sees the other.
+        if self.server.is_shutting_down() || self.phase.is_cut() {
+            self.phase.set_busy();
+            return Ok(false);
+        }
+        let filled = self.rfile.fill_buf().map(|b| !b.is_empty());
+        let still_open = self.phase.set_busy();
+        match filled {
+            Ok(got) => Ok(got && still_open),
+            Err(_) if !still_open => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The raw connected socket (Python's `request` / `connection`).
@@ -88,11 +137,6 @@ impl StreamRequest {
         self.stream.set_write_timeout(timeout)
     }
 
-    /// A handle to the server, to stop it from inside a handler.
-    pub fn server(&self) -> &ServerHandle {
-        &self.server
-    }
-
     /// True once the server is shutting down: a long-lived handler should
     /// finish what it is doing and return.
     pub fn is_shutting_down(&self) -> bool {
@@ -100,25 +144,100 @@ impl StreamRequest {
     }
 }
 
-/// The reading half of a connection; [`StreamRequest::rfile`] buffers it.
+/// The reading half of a connection, unbuffered.
 #[derive(Debug)]
-pub struct Reader(Arc<Stream>);
+struct RawReader(Arc<Stream>);
 
-impl Read for Reader {
+impl Read for RawReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         (&*self.0).read(buf)
     }
 }
 
-/// The writing half of a connection (Python's `_SocketWriter`).
+/// The buffered reading side of a connection (Python's `rfile`): [`Read`],
+/// and [`BufRead`] through `&mut Rfile`, over an 8 KiB buffer.
+///
+/// Its own [`lines`](Self::lines), [`read_line`](Self::read_line) and
+/// [`fill_buf`](Self::fill_buf) borrow only `rfile`, never the whole
+/// request, so `for line in req.rfile.lines()` compiles (as Python's
+/// `for line in self.rfile`) and its body can write to `req.wfile`. Pass
+/// `&mut req.rfile` where a `BufRead` is expected.
+#[derive(Debug)]
+pub struct Rfile(BufReader<RawReader>);
+
+impl Rfile {
+    /// The lines the client sends, without their line endings (Python's
+    /// `for line in self.rfile`); ends at end of input.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use socketserver::{HandlerResult, StreamRequest};
+    ///
+    /// fn shout(req: &mut StreamRequest) -> HandlerResult {
+    ///     for line in req.rfile.lines() {
+    ///         writeln!(req.wfile, "{}", line?.to_uppercase())?;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn lines(&mut self) -> io::Lines<&mut Rfile> {
+        BufRead::lines(self)
+    }
+
+    /// Appends one line, with its `\n`, to `buf`; returns its length, 0 at
+    /// end of input (Python's `rfile.readline()`). See [`BufRead::read_line`].
+    pub fn read_line(&mut self, buf: &mut String) -> io::Result<usize> {
+        self.0.read_line(buf)
+    }
+
+    /// Appends bytes up to and including `byte` to `buf`; see
+    /// [`BufRead::read_until`].
+    pub fn read_until(&mut self, byte: u8, buf: &mut Vec<u8>) -> io::Result<usize> {
+        self.0.read_until(byte, buf)
+    }
+
+    /// Fills the buffer if it is empty (one `recv(2)`) and returns it; see
+    /// [`BufRead::fill_buf`].
+    pub fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.0.fill_buf()
+    }
+
+    /// Marks `amount` buffered bytes as read; see [`BufRead::consume`].
+    pub fn consume(&mut self, amount: usize) {
+        self.0.consume(amount)
+    }
+
+    /// What has been received and buffered but not yet read.
+    pub fn buffer(&self) -> &[u8] {
+        self.0.buffer()
+    }
+}
+
+impl Read for Rfile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl BufRead for &mut Rfile {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.0.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.0.consume(amount)
+    }
+}
+
+/// The writing side of a connection (Python's `wfile`, a `_SocketWriter`).
 ///
 /// `write` never writes part of a buffer: it loops until all of it is sent
 /// (retrying on `EINTR`), like Python's `sendall`, and returns its length.
 /// There is no buffer, so `flush` does nothing and nothing waits in memory.
 #[derive(Debug)]
-pub struct Writer(Arc<Stream>);
+pub struct Wfile(Arc<Stream>);
 
-impl Write for Writer {
+impl Write for Wfile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         (&*self.0).write_all(buf)?;
         Ok(buf.len())
@@ -128,13 +247,23 @@ impl Write for Writer {
         (&*self.0).write_all(buf)
     }
 
+    /// Formats all of `args` first, then sends it with one `send(2)`: a
+    /// `writeln!(req.wfile, "{x}")` is one segment on the wire, not one per
+    /// piece (which, with Nagle's algorithm, waits for the client's delayed
+    /// ACK: 40 ms per reply).
+    fn write_fmt(&mut self, args: fmt::Arguments<'_>) -> io::Result<()> {
+        match args.as_str() {
+            Some(s) => self.write_all(s.as_bytes()),
+            None => self.write_all(fmt::format(args).as_bytes()),
+        }
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
 
-#[cfg(unix)]
-impl std::os::fd::AsRawFd for Writer {
+impl std::os::fd::AsRawFd for Wfile {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.0.as_raw_fd()
     }
@@ -147,10 +276,13 @@ impl std::os::fd::AsRawFd for Writer {
 /// empty datagram, even after an error).
 #[derive(Debug)]
 pub struct DatagramRequest {
+    /// The sender's address (Python's `client_address`).
+    #[doc(alias = "client_address")]
+    pub peer: Addr,
+    /// A handle to the server, to stop it from inside a handler.
+    pub server: ServerHandle,
     data: Vec<u8>,
-    peer: Addr,
     socket: Arc<DatagramSocket>,
-    server: ServerHandle,
 }
 
 impl DatagramRequest {
@@ -180,12 +312,6 @@ impl DatagramRequest {
         std::mem::take(&mut self.data)
     }
 
-    /// The sender's address (Python's `client_address`).
-    #[doc(alias = "client_address")]
-    pub fn peer(&self) -> &Addr {
-        &self.peer
-    }
-
     /// Sends one datagram back to the sender (`sendto(2)`).
     ///
     /// Fails with `WriteZero` if the kernel sent less than the whole
@@ -207,11 +333,6 @@ impl DatagramRequest {
     /// peers, as a chat room does.
     pub fn socket(&self) -> &Arc<DatagramSocket> {
         &self.socket
-    }
-
-    /// A handle to the server, to stop it from inside a handler.
-    pub fn server(&self) -> &ServerHandle {
-        &self.server
     }
 
     /// True once the server is shutting down.

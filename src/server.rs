@@ -9,7 +9,7 @@
 //!       transport.next()            accept(2) / recvmsg(2), non-blocking
 //!       handler.verify_request      false: close, done
 //!       strategy.execute(job)       inline / thread / pool / fork
-//!     strategy.service()            reap children
+//!     strategy.reap()               reap children (a death by signal: handle_error)
 //!     handler.service_actions()
 //!     poll(2) on listener + waker   sleeps until a request or a wake-up
 //! ```
@@ -27,14 +27,15 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::builder::Config;
-use crate::control::{Control, ServerHandle};
-use crate::drain::{DrainReport, Tracker};
-use crate::error::TruncatedDatagram;
-use crate::handler::{Handles, catch, catch_hook};
+use crate::config::Config;
+use crate::dispatch::{Context, Handles, Job};
+use crate::error::{HandlerError, TruncatedDatagram};
+use crate::inflight::{DrainReport, InFlight};
 use crate::net::{Addr, DatagramSocket};
-use crate::strategy::{Execute, Job, Sequential, Shared, Strategy};
-use crate::transport::{Incoming, Request, Transport};
+use crate::shutdown::{Lifecycle, ServerHandle};
+use crate::strategy::{Execute, Sequential, Strategy};
+use crate::transport::{Arrival, Incoming, Transport};
+use crate::unwind::{catch, catch_hook};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -45,6 +46,29 @@ const ACCEPT_BATCH: usize = 64;
 /// First and longest pause after an accept error such as `EMFILE`.
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// The handler's hooks and the strategy's entry point, fixed when the
+/// server is built (where the compiler checks that the strategy can run
+/// this handler), so the loop's methods need no bounds of their own.
+struct Entry<R, H, S> {
+    execute: fn(&S, Job<R, H>) -> io::Result<()>,
+    verify_request: fn(&H, &Addr) -> bool,
+    handle_error: fn(&H, &Addr, &HandlerError),
+    handle_timeout: fn(&H),
+    service_actions: fn(&H),
+}
+
+impl<R, H: Handles<R>, S: Execute<R, H>> Entry<R, H, S> {
+    fn new() -> Self {
+        Entry {
+            execute: S::execute,
+            verify_request: H::verify_request,
+            handle_error: H::handle_error,
+            handle_timeout: H::handle_timeout,
+            service_actions: H::service_actions,
+        }
+    }
+}
 
 /// The loop's own state; only one thread runs the loop at a time.
 struct Loop<T> {
@@ -70,11 +94,12 @@ struct Loop<T> {
 /// [`ServerHandle`]. Dropping the server closes it as
 /// [`server_close`](Self::server_close) does.
 pub struct Server<T: Transport, H, S: Strategy = Sequential> {
-    shared: Arc<Shared<H>>,
+    context: Arc<Context<H>>,
+    entry: Entry<T::Request, H, S>,
     strategy: S,
     local: Addr,
     socket: Option<Arc<DatagramSocket>>,
-    looping: Mutex<Loop<T>>,
+    accept_loop: Mutex<Loop<T>>,
     /// The thread running the loop now, to refuse `server_close` from a
     /// handler on it (it would wait for itself).
     loop_thread: Mutex<Option<ThreadId>>,
@@ -87,41 +112,48 @@ impl<T: Transport, H, S: Strategy> fmt::Debug for Server<T, H, S> {
             .field("server_address", &self.local)
             .field(
                 "active_connections",
-                &self.shared.handle.active_connections(),
+                &self.context.handle.active_connections(),
             )
             .finish_non_exhaustive()
     }
 }
 
-impl<T: Transport, H, S: Strategy> Server<T, H, S> {
+impl<T, H, S> Server<T, H, S>
+where
+    T: Transport,
+    H: Handles<T::Request>,
+    S: Execute<T::Request, H>,
+{
     pub(crate) fn new(transport: T, handler: H, strategy: S, config: Config) -> io::Result<Self> {
         let poll = Poll::new()?;
-        #[cfg(unix)]
         poll.registry().register(
             &mut mio::unix::SourceFd(&transport.raw_fd()),
             LISTENER,
             Interest::READABLE,
         )?;
-        let control = Arc::new(Control::new(Waker::new(poll.registry(), WAKER)?));
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         strategy.attach(poll.registry(), CHILD)?;
         let limit = match (config.max_connections, strategy.limit()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let tracker = Arc::new(Tracker::new(limit, Arc::clone(&control)));
-        let shared = Arc::new(Shared {
+        let handle = ServerHandle {
+            lifecycle: Arc::new(Lifecycle::new(Arc::clone(&waker))),
+            in_flight: Arc::new(InFlight::new(limit, waker)),
+        };
+        let context = Arc::new(Context {
             handler,
             config,
-            handle: ServerHandle { control, tracker },
-            #[cfg(unix)]
-            child_closes: transport.child_closes(),
+            handle,
+            listener_fd: transport.listener_fd(),
         });
         Ok(Server {
-            shared,
+            context,
+            entry: Entry::new(),
             strategy,
             local: transport.local_addr().clone(),
             socket: transport.datagram_socket().cloned(),
-            looping: Mutex::new(Loop {
+            accept_loop: Mutex::new(Loop {
                 poll,
                 events: Events::with_capacity(64),
                 transport: Some(transport),
@@ -132,7 +164,9 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
             closed: Mutex::new(None),
         })
     }
+}
 
+impl<T: Transport, H, S: Strategy> Server<T, H, S> {
     /// The address the server is bound to (Python's `server_address`): with
     /// port 0, the port the OS picked.
     pub fn server_address(&self) -> &Addr {
@@ -149,12 +183,12 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
 
     /// A cloneable handle to stop the server from any thread.
     pub fn handle(&self) -> ServerHandle {
-        self.shared.handle.clone()
+        self.context.handle.clone()
     }
 
     /// The server's own handler value, on which the hooks run.
     pub fn handler(&self) -> &H {
-        &self.shared.handler
+        &self.context.handler
     }
 
     /// The strategy, e.g. to read `Forking::active_children`.
@@ -169,29 +203,31 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
     /// deadlocks when called from a handler): join the thread running the
     /// loop, or call [`server_close`](Self::server_close), to wait.
     pub fn shutdown(&self) {
-        self.shared.handle.shutdown();
+        self.context.handle.shutdown();
     }
 
     /// True once shutdown has been requested.
     pub fn is_shutting_down(&self) -> bool {
-        self.shared.handle.is_shutting_down()
+        self.context.handle.is_shutting_down()
     }
 
     /// How many requests are in flight now.
     pub fn active_connections(&self) -> usize {
-        self.shared.handle.active_connections()
+        self.context.handle.active_connections()
     }
 
-    fn control(&self) -> &Control {
-        &self.shared.handle.control
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.context.handle.lifecycle
     }
 
-    fn tracker(&self) -> &Tracker {
-        &self.shared.handle.tracker
+    fn in_flight(&self) -> &InFlight {
+        &self.context.handle.in_flight
     }
 
     fn lock(&self) -> MutexGuard<'_, Loop<T>> {
-        self.looping.lock().unwrap_or_else(PoisonError::into_inner)
+        self.accept_loop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn loop_thread(&self) -> MutexGuard<'_, Option<ThreadId>> {
@@ -201,7 +237,7 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
     }
 
     /// Runs `f` with the loop locked and this thread recorded as its owner.
-    fn looped<R>(&self, f: impl FnOnce(&mut Loop<T>) -> R) -> R {
+    fn own_loop<R>(&self, f: impl FnOnce(&mut Loop<T>) -> R) -> R {
         let mut lp = self.lock();
         *self.loop_thread() = Some(thread::current().id());
         let result = f(&mut lp);
@@ -217,24 +253,23 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
     /// children get `SIGTERM`. Returns what happened.
     ///
     /// A running `serve_forever` is stopped first. Calling it again returns
-    /// the first report. It refuses (`WouldBlock`) when called from a handler
-    /// running on the loop's own thread, which would wait for itself; call
-    /// [`shutdown`](Self::shutdown) there instead.
+    /// the first report. It refuses with `ErrorKind::Deadlock` when called
+    /// from a handler running on the loop's own thread, which would wait for
+    /// itself; call [`shutdown`](Self::shutdown) there instead.
     pub fn server_close(&self) -> io::Result<DrainReport> {
         let mut closed = self.closed.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(report) = *closed {
             return Ok(report);
         }
-        self.control().close();
+        self.lifecycle().close();
         if *self.loop_thread() == Some(thread::current().id()) {
             return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
+                io::ErrorKind::Deadlock,
                 "server_close called from a handler on the loop's thread; use shutdown()",
             ));
         }
         let mut lp = self.lock();
         if let Some(transport) = lp.transport.take() {
-            #[cfg(unix)]
             let _ = lp
                 .poll
                 .registry()
@@ -242,23 +277,16 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
             drop(transport);
         }
         drop(lp);
-        let report = self.tracker().drain(
-            self.shared.config.drain_timeout,
-            self.strategy.drain_slice(),
-            &|| self.strategy.service(),
+        let report = self.in_flight().drain(
+            self.context.config.drain_timeout,
+            self.strategy.drain_sweep_interval(),
+            &|| self.reap(),
         );
         self.strategy.close(report.abandoned == 0);
         *closed = Some(report);
         Ok(report)
     }
-}
 
-impl<T, H, S> Server<T, H, S>
-where
-    T: Transport,
-    H: Handles<T::Request>,
-    S: Execute<T::Request, H>,
-{
     /// Serves requests until [`shutdown`](Self::shutdown) is called
     /// (Python's `serve_forever`).
     ///
@@ -270,22 +298,22 @@ where
     /// After [`server_close`](Self::server_close) it fails with
     /// `NotConnected`.
     pub fn serve_forever(&self) -> io::Result<()> {
-        self.looped(|lp| {
+        self.own_loop(|lp| {
             if lp.transport.is_none() {
                 return Err(closed_error());
             }
-            if !self.control().begin_serve() {
+            if !self.lifecycle().begin_serve() {
                 return Ok(());
             }
             let result = self.run(lp);
-            self.control().end_serve();
+            self.lifecycle().end_serve();
             result
         })
     }
 
     fn run(&self, lp: &mut Loop<T>) -> io::Result<()> {
         loop {
-            if self.control().stop_requested() {
+            if self.lifecycle().stop_requested() {
                 return Ok(());
             }
             for _ in 0..ACCEPT_BATCH {
@@ -293,8 +321,8 @@ where
                     break;
                 }
             }
-            self.service();
-            if self.control().stop_requested() {
+            self.housekeeping();
+            if self.lifecycle().stop_requested() {
                 return Ok(());
             }
             let timeout = self.poll_timeout(lp, None);
@@ -303,10 +331,12 @@ where
     }
 
     /// Serves exactly one request (Python's `handle_request`), or calls
-    /// `handle_timeout` once if the [`timeout`](crate::ServerBuilder::timeout)
+    /// `handle_timeout` once if the [`handle_request_timeout`]
     /// passes first. With no timeout it waits as long as it takes.
+    ///
+    /// [`handle_request_timeout`]: crate::ServerBuilder::handle_request_timeout
     pub fn handle_request(&self) -> io::Result<()> {
-        self.looped(|lp| {
+        self.own_loop(|lp| {
             if lp.transport.is_none() {
                 return Err(closed_error());
             }
@@ -315,16 +345,20 @@ where
     }
 
     fn one_request(&self, lp: &mut Loop<T>) -> io::Result<()> {
-        let deadline = self.shared.config.timeout.map(|t| Instant::now() + t);
+        let deadline = self
+            .context
+            .config
+            .handle_request_timeout
+            .map(|t| Instant::now() + t);
         loop {
             if self.take_one(lp) {
-                self.strategy.service();
+                self.reap();
                 return Ok(());
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| d <= now) {
-                let _ = catch_hook(|| self.shared.handler.timeout());
-                self.strategy.service();
+                let _ = catch_hook(|| (self.entry.handle_timeout)(&self.context.handler));
+                self.reap();
                 return Ok(());
             }
             let timeout = self.poll_timeout(lp, deadline.map(|d| d - now));
@@ -335,7 +369,7 @@ where
     /// Takes and dispatches one request if the listener is ready and there
     /// is room; false when there is nothing more to take now.
     fn take_one(&self, lp: &mut Loop<T>) -> bool {
-        if !lp.ready || self.control().stop_requested() || self.tracker().at_capacity() {
+        if !lp.ready || self.lifecycle().stop_requested() || self.in_flight().at_capacity() {
             return false;
         }
         if let Some((until, _)) = lp.backoff
@@ -360,7 +394,7 @@ where
             }
             Incoming::Truncated(peer) => {
                 let e = TruncatedDatagram {
-                    buffer_size: self.shared.config.max_packet_size,
+                    buffer_size: self.context.config.max_packet_size,
                 };
                 self.report(&peer, e.into());
                 true
@@ -373,34 +407,42 @@ where
     }
 
     fn dispatch(&self, request: T::Request, peer: Addr) {
-        let handler = &self.shared.handler;
-        let allowed = catch(|| Ok(handler.verify(&peer))).unwrap_or_else(|e| {
-            self.report(&peer, e);
-            false
-        });
+        let handler = &self.context.handler;
+        let allowed =
+            catch(|| Ok((self.entry.verify_request)(handler, &peer))).unwrap_or_else(|e| {
+                self.report(&peer, e);
+                false
+            });
         if !allowed {
+            log::debug!("socketserver: verify_request refused {peer}");
             request.reject();
             return;
         }
-        let guard = self.shared.handle.tracker.register(request.live());
+        let guard = self.context.handle.in_flight.register(request.cut());
         let job = Job {
-            shared: Arc::clone(&self.shared),
+            context: Arc::clone(&self.context),
             request,
             peer: peer.clone(),
             guard,
         };
-        if let Err(e) = self.strategy.execute(job) {
+        if let Err(e) = (self.entry.execute)(&self.strategy, job) {
             self.report(&peer, e.into());
         }
     }
 
-    fn report(&self, peer: &Addr, error: crate::HandlerError) {
-        let _ = catch_hook(|| self.shared.handler.error(peer, &error));
+    fn report(&self, peer: &Addr, error: HandlerError) {
+        let _ = catch_hook(|| (self.entry.handle_error)(&self.context.handler, peer, &error));
     }
 
-    fn service(&self) {
-        self.strategy.service();
-        if let Err(e) = catch_hook(|| self.shared.handler.service()) {
+    /// Reaps finished children, reporting deaths by signal.
+    fn reap(&self) {
+        self.strategy.reap(&|peer, e| self.report(peer, e));
+    }
+
+    /// Once per loop iteration: reap, then the `service_actions` hook.
+    fn housekeeping(&self) {
+        self.reap();
+        if let Err(e) = catch_hook(|| (self.entry.service_actions)(&self.context.handler)) {
             log::error!("socketserver: service_actions failed: {e}");
         }
     }
@@ -428,7 +470,7 @@ where
     /// interval and the strategy's sweep.
     fn poll_timeout(&self, lp: &Loop<T>, limit: Option<Duration>) -> Option<Duration> {
         let now = Instant::now();
-        let room = !self.tracker().at_capacity();
+        let room = !self.in_flight().at_capacity();
         let backoff = lp
             .backoff
             .map(|(until, _)| until.saturating_duration_since(now));
@@ -438,8 +480,8 @@ where
         [
             backoff.filter(|_| lp.ready && room),
             limit,
-            self.shared.config.service_interval,
-            self.strategy.poll_slice(),
+            self.context.config.service_interval,
+            self.strategy.sweep_interval(),
         ]
         .into_iter()
         .flatten()

@@ -6,9 +6,9 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-const LIMIT: Duration = Duration::from_secs(30);
+use support::LIMIT;
 
 fn connect(addr: &str) -> TcpStream {
     let c = TcpStream::connect(addr).unwrap();
@@ -78,4 +78,34 @@ fn a_taken_port_is_a_clear_error_not_a_hang() {
     );
     let err = String::from_utf8_lossy(&stderr);
     assert!(err.contains("in use"), "{err}");
+}
+
+/// The first Ctrl-C drains (waiting for a busy client up to the drain
+/// deadline, here a minute); the second cuts that drain at once.
+#[test]
+fn a_second_sigint_cuts_the_drain_at_once() {
+    let mut server = support::start("echo", &["--addr", "127.0.0.1:0", "--drain-timeout", "60"]);
+    let mut c = connect(&server.addr);
+    c.write_all(b"busy").unwrap();
+    c.read_exact(&mut [0u8; 4]).unwrap();
+    support::signal(&server.child, 2);
+    // The drain has begun once the listener is closed.
+    support::eventually(LIMIT, "the listener closes", || {
+        TcpStream::connect(&server.addr).is_err()
+    });
+    assert!(server.child.try_wait().unwrap().is_none(), "still draining");
+    let cut_at = Instant::now();
+    support::signal(&server.child, 2);
+    let status = support::wait_timeout(&mut server.child, LIMIT).expect("exited");
+    assert!(status.success(), "{status}");
+    assert!(
+        cut_at.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        cut_at.elapsed()
+    );
+    assert_eq!(
+        c.read(&mut [0u8; 1]).unwrap_or(0),
+        0,
+        "the connection was cut"
+    );
 }

@@ -54,7 +54,7 @@ fn assert_foreign_child_untouched(mut child: std::process::Child) {
 }
 
 /// Waits (bounded) for the server to reap every child; returns whether it did.
-fn children_reaped<T: socketserver::transport::Transport, H>(
+fn children_reaped<T: socketserver::Transport, H>(
     server: &socketserver::Server<T, H, Forking>,
 ) -> bool {
     let start = Instant::now();
@@ -125,7 +125,7 @@ fn forking_tcp_server() {
     let foreign = foreign_child();
     let server = ServerBuilder::new()
         .strategy(Forking::new())
-        .tcp("127.0.0.1:0", Echo)
+        .bind_tcp("127.0.0.1:0", Echo)
         .unwrap();
     let addr = server.server_address().clone();
     for _ in 0..3 {
@@ -259,6 +259,49 @@ fn forking_error_handled_steps() {
     }
 }
 
+/// Aborts the child; the parent's `handle_error` records what reached it.
+#[derive(Clone)]
+struct Aborts {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl StreamHandler for Aborts {
+    fn handle(&mut self, _req: &mut StreamRequest) -> HandlerResult {
+        std::process::abort()
+    }
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        let killed = error.downcast_ref::<socketserver::ChildKilled>();
+        let line = match killed {
+            Some(k) => format!("{peer}: killed by signal {}", k.signal),
+            None => format!("{peer}: {error}"),
+        };
+        self.seen.lock().unwrap().push(line);
+    }
+}
+
+/// A child killed by a signal (here `abort()`, SIGABRT) is not forgotten:
+/// the parent's `handle_error` gets a `ChildKilled` naming the signal.
+fn child_killed_by_a_signal_reaches_the_parents_handle_error() {
+    let seen = std::sync::Arc::default();
+    let server = socketserver::ForkingTcpServer::bind(
+        "127.0.0.1:0",
+        Aborts {
+            seen: std::sync::Arc::clone(&seen),
+        },
+    )
+    .unwrap();
+    let c = TcpStream::connect(server.server_address().as_inet().unwrap()).unwrap();
+    let client = c.local_addr().unwrap();
+    server.handle_request().unwrap();
+    // The drain reaps the child (it waits up to its deadline for it).
+    let report = server.server_close().unwrap();
+    assert_eq!(report.forced + report.abandoned, 0);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [format!("{client}: killed by signal {}", libc::SIGABRT)]
+    );
+}
+
 /// Tells its client how many requests were in flight when it started, then
 /// waits for the client to say go.
 #[derive(Clone)]
@@ -266,7 +309,7 @@ struct Report;
 
 impl StreamHandler for Report {
     fn handle(&mut self, req: &mut StreamRequest) -> HandlerResult {
-        let live = req.server().active_connections();
+        let live = req.server.active_connections();
         req.wfile.write_all(&[live as u8])?;
         let mut go = [0u8; 1];
         req.rfile.read_exact(&mut go)?;
@@ -279,7 +322,7 @@ impl StreamHandler for Report {
 fn max_children_caps_and_stays_responsive() {
     let server = ServerBuilder::new()
         .strategy(Forking::new().max_children(2))
-        .tcp("127.0.0.1:0", Report)
+        .bind_tcp("127.0.0.1:0", Report)
         .unwrap();
     let addr = server.server_address().as_inet().unwrap();
     std::thread::scope(|s| {
@@ -320,8 +363,8 @@ fn max_children_caps_and_stays_responsive() {
 fn drain_deadline_terminates_children() {
     let server = ServerBuilder::new()
         .strategy(Forking::new())
-        .drain_timeout(Some(Duration::from_millis(100)))
-        .tcp("127.0.0.1:0", Report)
+        .drain_timeout(Duration::from_millis(100))
+        .bind_tcp("127.0.0.1:0", Report)
         .unwrap();
     let mut c = TcpStream::connect(server.server_address().as_inet().unwrap()).unwrap();
     server.handle_request().unwrap();
@@ -338,7 +381,7 @@ fn drain_deadline_terminates_children() {
 fn child_does_not_keep_the_listener() {
     let server = ServerBuilder::new()
         .strategy(Forking::new())
-        .tcp("127.0.0.1:0", Report)
+        .bind_tcp("127.0.0.1:0", Report)
         .unwrap();
     let addr = server.server_address().as_inet().unwrap();
     let mut c = TcpStream::connect(addr).unwrap();
@@ -401,7 +444,7 @@ fn cpu_time(stat_file: &std::fs::File) -> Duration {
 // logs, backs off instead of spinning, and serves the client once
 // descriptors are available again.
 fn accept_emfile_backs_off_and_recovers() {
-    let server = socketserver::TcpServer::<_>::bind("127.0.0.1:0", Echo).unwrap();
+    let server = socketserver::TcpServer::bind("127.0.0.1:0", Echo).unwrap();
     let addr = server.server_address().clone();
     let original = std::fs::read_to_string("/proc/self/limits")
         .unwrap()
@@ -478,6 +521,10 @@ fn main() {
             serve_forever_reaps_promptly_and_shuts_down,
         ),
         ("forking_error_handled", forking_error_handled),
+        (
+            "child_killed_by_a_signal_reaches_the_parents_handle_error",
+            child_killed_by_a_signal_reaches_the_parents_handle_error,
+        ),
         (
             "max_children_caps_and_stays_responsive",
             max_children_caps_and_stays_responsive,

@@ -14,7 +14,9 @@ use socketserver::{
     TruncatedDatagram,
 };
 
-const LIMIT: Duration = Duration::from_secs(30);
+mod support;
+
+use support::{LIMIT, within};
 
 fn connect(server_addr: &Addr) -> TcpStream {
     let s = TcpStream::connect(server_addr.as_inet().unwrap()).unwrap();
@@ -52,7 +54,7 @@ fn echo_once(server: &TcpServer<EchoFn>, msg: &str) -> String {
 
 #[test]
 fn shutdown_wakes_an_idle_loop() {
-    let server = TcpServer::<_>::bind("127.0.0.1:0", echo).unwrap();
+    let server = TcpServer::bind("127.0.0.1:0", echo).unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -74,40 +76,43 @@ fn shutdown_wakes_an_idle_loop() {
 
 #[test]
 fn shutdown_from_inside_a_handler_does_not_deadlock() {
-    for strategy in ["sequential", "threading"] {
-        let handler = |req: &mut StreamRequest| {
-            req.server().shutdown();
-            req.wfile.write_all(b"bye")?;
-            Ok(())
-        };
-        let b = ServerBuilder::new();
-        let check = |addr: &Addr, serve: &(dyn Fn() -> std::io::Result<()> + Sync)| {
-            std::thread::scope(|s| {
-                let t = s.spawn(serve);
-                let mut c = connect(addr);
-                let mut got = String::new();
-                c.read_to_string(&mut got).unwrap();
-                assert_eq!(got, "bye");
-                t.join().unwrap().unwrap();
-            });
-        };
-        if strategy == "sequential" {
-            let server = b.tcp("127.0.0.1:0", handler).unwrap();
-            check(server.server_address(), &|| server.serve_forever());
-            assert!(server.is_shutting_down());
-        } else {
-            let server = b
-                .strategy(Threading::new())
-                .tcp("127.0.0.1:0", handler)
-                .unwrap();
-            check(server.server_address(), &|| server.serve_forever());
+    // A deadlock would hang a join: `within` turns it into a failure.
+    within(LIMIT, "shutdown from a handler", || {
+        for strategy in ["sequential", "threading"] {
+            let handler = |req: &mut StreamRequest| {
+                req.server.shutdown();
+                req.wfile.write_all(b"bye")?;
+                Ok(())
+            };
+            let b = ServerBuilder::new();
+            let check = |addr: &Addr, serve: &(dyn Fn() -> std::io::Result<()> + Sync)| {
+                std::thread::scope(|s| {
+                    let t = s.spawn(serve);
+                    let mut c = connect(addr);
+                    let mut got = String::new();
+                    c.read_to_string(&mut got).unwrap();
+                    assert_eq!(got, "bye");
+                    t.join().unwrap().unwrap();
+                });
+            };
+            if strategy == "sequential" {
+                let server = b.bind_tcp("127.0.0.1:0", handler).unwrap();
+                check(server.server_address(), &|| server.serve_forever());
+                assert!(server.is_shutting_down());
+            } else {
+                let server = b
+                    .strategy(Threading::new())
+                    .bind_tcp("127.0.0.1:0", handler)
+                    .unwrap();
+                check(server.server_address(), &|| server.serve_forever());
+            }
         }
-    }
+    });
 }
 
 #[test]
 fn shutdown_is_not_sticky() {
-    let server = TcpServer::<_>::bind("127.0.0.1:0", echo).unwrap();
+    let server = TcpServer::bind("127.0.0.1:0", echo).unwrap();
     server.shutdown(); // before the first serve: that serve returns at once
     server.serve_forever().unwrap();
     server.shutdown(); // after it returned: nothing to stop, no flag left
@@ -124,7 +129,7 @@ fn shutdown_is_not_sticky() {
 
 #[test]
 fn a_closed_server_refuses_to_serve() {
-    let server = TcpServer::<_>::bind("127.0.0.1:0", echo).unwrap();
+    let server = TcpServer::bind("127.0.0.1:0", echo).unwrap();
     server.server_close().unwrap();
     // It says so instead of waiting forever on a listener that is gone.
     assert_eq!(
@@ -141,7 +146,7 @@ fn a_closed_server_refuses_to_serve() {
 fn no_accept_after_shutdown_even_if_pending() {
     let served = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&served);
-    let server = TcpServer::<_>::bind("127.0.0.1:0", move |_req: &mut StreamRequest| {
+    let server = TcpServer::bind("127.0.0.1:0", move |_req: &mut StreamRequest| {
         counter.fetch_add(1, Ordering::SeqCst);
         Ok(())
     })
@@ -175,8 +180,8 @@ fn handle_request_serves_one_or_times_out_once() {
         timeouts: Arc::default(),
     };
     let server = ServerBuilder::new()
-        .timeout(Some(Duration::from_millis(50)))
-        .tcp("127.0.0.1:0", handler.clone())
+        .handle_request_timeout(Duration::from_millis(50))
+        .bind_tcp("127.0.0.1:0", handler.clone())
         .unwrap();
     server.handle_request().unwrap(); // nobody connects
     assert_eq!(handler.timeouts.load(Ordering::SeqCst), 1);
@@ -200,7 +205,7 @@ struct Gate {
 impl StreamHandler for Gate {
     fn handle(&mut self, req: &mut StreamRequest) -> HandlerResult {
         self.peak
-            .fetch_max(req.server().active_connections(), Ordering::SeqCst);
+            .fetch_max(req.server.active_connections(), Ordering::SeqCst);
         self.started.send(())?;
         self.release.lock().unwrap().recv_timeout(LIMIT)?;
         req.wfile.write_all(b"done")?;
@@ -267,8 +272,8 @@ fn drain_deadline_cuts_stuck_connections() {
     let (tx, started) = mpsc::channel();
     let server = ServerBuilder::new()
         .strategy(Threading::new())
-        .drain_timeout(Some(Duration::from_millis(100)))
-        .tcp("127.0.0.1:0", move |req: &mut StreamRequest| {
+        .drain_timeout(Duration::from_millis(100))
+        .bind_tcp("127.0.0.1:0", move |req: &mut StreamRequest| {
             tx.send(())?;
             let mut line = String::new();
             req.rfile.read_line(&mut line)?; // returns when the socket is cut
@@ -296,7 +301,7 @@ fn drain_deadline_cuts_stuck_connections() {
 fn is_shutting_down_lets_long_handlers_end_politely() {
     let (tx, started) = mpsc::channel();
     let server = ThreadingTcpServer::bind("127.0.0.1:0", move |req: &mut StreamRequest| {
-        tx.send(req.server().clone())?;
+        tx.send(req.server.clone())?;
         // A long-lived handler polls the flag between units of work.
         req.set_read_timeout(Some(Duration::from_millis(10)))?;
         let mut buf = [0u8; 64];
@@ -336,7 +341,7 @@ fn max_connections_holds_the_rest_in_the_backlog() {
     let server = ServerBuilder::new()
         .strategy(Threading::new())
         .max_connections(2)
-        .tcp("127.0.0.1:0", handler)
+        .bind_tcp("127.0.0.1:0", handler)
         .unwrap();
     std::thread::scope(|s| {
         let t = s.spawn(|| server.serve_forever());
@@ -373,7 +378,7 @@ fn max_connections_holds_the_rest_in_the_backlog() {
 fn pool_serves_more_clients_than_workers_through_its_bounded_queue() {
     let server = ServerBuilder::new()
         .strategy(ThreadPool::new(2).queue(1))
-        .tcp("127.0.0.1:0", echo)
+        .bind_tcp("127.0.0.1:0", echo)
         .unwrap();
     std::thread::scope(|s| {
         let t = s.spawn(|| server.serve_forever());
@@ -428,7 +433,7 @@ fn failing_and_panicking_handlers_never_stop_the_server() {
     let (tx, errors) = mpsc::channel();
     let server = ServerBuilder::new()
         .strategy(ThreadPool::new(1)) // one worker: it must survive the panic
-        .tcp("127.0.0.1:0", Faulty { errors: tx })
+        .bind_tcp("127.0.0.1:0", Faulty { errors: tx })
         .unwrap();
     std::thread::scope(|s| {
         let t = s.spawn(|| server.serve_forever());
@@ -492,7 +497,7 @@ fn setup_handle_finish_in_pythons_order() {
             log: Arc::default(),
             fail_setup,
         };
-        let server = TcpServer::<_>::bind("127.0.0.1:0", handler.clone()).unwrap();
+        let server = TcpServer::bind("127.0.0.1:0", handler.clone()).unwrap();
         let _c = connect(server.server_address());
         server.handle_request().unwrap();
         assert_eq!(*handler.log.lock().unwrap(), expected);
@@ -503,8 +508,8 @@ fn setup_handle_finish_in_pythons_order() {
 fn read_timeout_applies_to_every_connection() {
     let (tx, errors) = mpsc::channel();
     let server = ServerBuilder::new()
-        .read_timeout(Some(Duration::from_millis(50)))
-        .tcp("127.0.0.1:0", Faulty { errors: tx })
+        .read_timeout(Duration::from_millis(50))
+        .bind_tcp("127.0.0.1:0", Faulty { errors: tx })
         .unwrap();
     let mut silent = connect(server.server_address());
     server.handle_request().unwrap(); // returns once the read times out
@@ -539,7 +544,7 @@ fn udp_truncation_is_reported_and_no_empty_reply_is_sent() {
     let (tx, errors) = mpsc::channel();
     let server = ServerBuilder::new()
         .max_packet_size(1024)
-        .udp("127.0.0.1:0", UdpEcho { errors: tx })
+        .bind_udp("127.0.0.1:0", UdpEcho { errors: tx })
         .unwrap();
     let addr = server.server_address().as_inet().unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -581,7 +586,7 @@ fn udp_truncation_is_reported_and_no_empty_reply_is_sent() {
 #[test]
 fn ipv6_works_when_available() {
     let handler: EchoFn = echo;
-    let Ok(server) = TcpServer::<_>::bind("[::1]:0", handler) else {
+    let Ok(server) = TcpServer::bind("[::1]:0", handler) else {
         eprintln!("no IPv6 loopback here; skipping");
         return;
     };
@@ -594,7 +599,7 @@ fn from_listener_adopts_a_bound_socket() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let handler: EchoFn = echo;
-    let server = TcpServer::<_>::from_listener(listener, handler).unwrap();
+    let server = TcpServer::from_listener(listener, handler).unwrap();
     assert_eq!(server.server_address().as_inet(), Some(addr));
     assert_eq!(echo_once(&server, "adopted"), "adopted");
 }
@@ -608,7 +613,7 @@ fn unix_socket_paths_are_managed_safely() {
     assert!(path.exists());
     let server = ServerBuilder::new()
         .nodelay(true) // never applied to Unix sockets (Python: EOPNOTSUPP)
-        .unix_stream(&path, echo)
+        .bind_unix_stream(&path, echo)
         .unwrap();
     let mut c = std::os::unix::net::UnixStream::connect(&path).unwrap();
     c.write_all(b"unix").unwrap();
@@ -622,7 +627,9 @@ fn unix_socket_paths_are_managed_safely() {
     assert!(!path.exists());
     // ...and a file that is not a socket is never removed.
     std::fs::write(&path, "precious").unwrap();
-    let err = ServerBuilder::new().unix_stream(&path, echo).unwrap_err();
+    let err = ServerBuilder::new()
+        .bind_unix_stream(&path, echo)
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
 }
@@ -650,11 +657,11 @@ fn server_close_from_the_loops_own_handler_is_refused_not_deadlocked() {
         me: Arc::default(),
         result: tx,
     };
-    let server = Arc::new(TcpServer::<_>::bind("127.0.0.1:0", handler.clone()).unwrap());
+    let server = Arc::new(TcpServer::bind("127.0.0.1:0", handler.clone()).unwrap());
     handler.me.set(Arc::downgrade(&server)).unwrap();
     let _c = connect(server.server_address());
     server.handle_request().unwrap();
-    assert_eq!(rx.recv_timeout(LIMIT).unwrap(), Err(ErrorKind::WouldBlock));
+    assert_eq!(rx.recv_timeout(LIMIT).unwrap(), Err(ErrorKind::Deadlock));
     // From outside the loop it closes normally.
     assert_eq!(server.server_close().unwrap().forced, 0);
 }
@@ -691,7 +698,7 @@ fn a_panicking_verify_request_closes_that_connection_only() {
         errors: tx,
         calls: Arc::default(),
     };
-    let server = TcpServer::<_>::bind("127.0.0.1:0", handler).unwrap();
+    let server = TcpServer::bind("127.0.0.1:0", handler).unwrap();
     let (mut refused, mut served) = (0, 0);
     for i in 0..6 {
         let mut c = connect(server.server_address());
@@ -717,7 +724,7 @@ fn threading_names_its_threads_and_sets_their_stack() {
     let (tx, names) = mpsc::channel();
     let server = ServerBuilder::new()
         .strategy(Threading::new().name("echo-worker").stack_size(128 * 1024))
-        .tcp("127.0.0.1:0", move |_req: &mut StreamRequest| {
+        .bind_tcp("127.0.0.1:0", move |_req: &mut StreamRequest| {
             // A 64 KiB local fits the 128 KiB stack.
             let big = [1u8; 64 * 1024];
             tx.send((
@@ -730,6 +737,6 @@ fn threading_names_its_threads_and_sets_their_stack() {
     let _c = connect(server.server_address());
     server.handle_request().unwrap();
     let (name, sum) = names.recv_timeout(LIMIT).unwrap();
-    assert_eq!(name.as_deref(), Some("echo-worker"));
+    assert_eq!(name.as_deref(), Some("echo-worker-1"));
     assert_eq!(sum, 64 * 1024);
 }

@@ -10,10 +10,9 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
-use socketserver::transport::Transport;
-use socketserver::{Execute, Handles, Server, Strategy};
+use socketserver::{
+    AnyStrategy, Forking, Server, ServerBuilder, Strategy, ThreadPool, Threading, Transport,
+};
 
 /// How requests run, as chosen on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,10 +45,23 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// A builder with these options (strategy not yet applied).
-    pub fn builder(&self) -> socketserver::ServerBuilder {
-        let mut b = socketserver::ServerBuilder::new()
-            .drain_timeout(Some(Duration::from_secs_f64(self.drain_timeout)));
+    /// The strategy these options name.
+    pub fn strategy(&self) -> AnyStrategy {
+        match self.strategy {
+            StrategyArg::Sequential => AnyStrategy::Sequential,
+            StrategyArg::Threading => AnyStrategy::Threading(Threading::new()),
+            StrategyArg::Pool => AnyStrategy::ThreadPool(ThreadPool::new(self.workers)),
+            StrategyArg::Forking => {
+                AnyStrategy::Forking(Forking::new().max_children(self.workers.max(1)))
+            }
+        }
+    }
+
+    /// A builder with these options and strategy.
+    pub fn builder(&self) -> ServerBuilder<AnyStrategy> {
+        let mut b = ServerBuilder::new()
+            .strategy(self.strategy())
+            .drain_timeout(Duration::from_secs_f64(self.drain_timeout));
         if let Some(max) = self.max_connections {
             b = b.max_connections(max);
         }
@@ -57,68 +69,19 @@ impl ServeArgs {
     }
 }
 
-/// Builds a server with the strategy `$args.strategy` names and serves it
-/// until SIGINT/SIGTERM: `$bind` is a closure-like `|builder| builder.tcp(..)`.
-/// The caller must have `mod common;` (paths resolve at the call site).
-macro_rules! serve_with_strategy {
-    ($args:expr, $builder:expr, |$b:ident| $bind:expr) => {{
-        use socketserver::{Forking, ThreadPool, Threading};
-        let args: &common::ServeArgs = &$args;
-        let base = $builder;
-        match args.strategy {
-            common::StrategyArg::Sequential => {
-                let $b = base;
-                common::serve($bind?)
-            }
-            common::StrategyArg::Threading => {
-                let $b = base.strategy(Threading::new());
-                common::serve($bind?)
-            }
-            common::StrategyArg::Pool => {
-                let $b = base.strategy(ThreadPool::new(args.workers));
-                common::serve($bind?)
-            }
-            common::StrategyArg::Forking => {
-                let $b = base.strategy(Forking::new().max_children(args.workers.max(1)));
-                common::serve($bind?)
-            }
-        }
-    }};
-}
-pub(crate) use serve_with_strategy;
-
-/// Prints `listening on <addr>`, serves until SIGINT or SIGTERM, drains,
-/// and reports the drain on stderr.
-pub fn serve<T, H, S>(server: Server<T, H, S>) -> io::Result<()>
-where
-    T: Transport,
-    H: Handles<T::Request>,
-    S: Execute<T::Request, H> + Strategy,
-{
+/// Prints `listening on <addr>`, serves until SIGINT or SIGTERM (a second
+/// one cuts the drain short), drains, and reports the drain on stderr.
+pub fn serve<T: Transport, H, S: Strategy>(server: Server<T, H, S>) -> io::Result<()> {
     serve_with(server, |_| {})
 }
 
 /// [`serve`], running `on_stop` after the loop has stopped accepting and
 /// before the drain (the chat room tells its members it is closing there).
-pub fn serve_with<T, H, S>(
+pub fn serve_with<T: Transport, H, S: Strategy>(
     server: Server<T, H, S>,
     on_stop: impl FnOnce(&Server<T, H, S>),
-) -> io::Result<()>
-where
-    T: Transport,
-    H: Handles<T::Request>,
-    S: Execute<T::Request, H> + Strategy,
-{
-    let handle = server.handle();
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                eprintln!("signal {sig}: shutting down");
-                handle.shutdown();
-            }
-        })?;
+) -> io::Result<()> {
+    socketserver::shutdown_on_signals(&server.handle())?;
     let mut out = io::stdout().lock();
     writeln!(out, "listening on {}", server.server_address())?;
     out.flush()?;

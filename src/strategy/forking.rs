@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use mio::unix::SourceFd;
 
-use super::{Execute, Job, Strategy, sealed};
-use crate::drain::{Guard, Live};
-use crate::handler::Handles;
+use super::{Execute, Strategy, StrategyImpl};
+use crate::dispatch::{Handles, Job};
+use crate::error::{ChildKilled, HandlerError};
+use crate::inflight::{Cut, Guard};
+use crate::net::Addr;
 use crate::sys::{self, Forked};
 
 /// A forked child process for every request (Python's `ForkingMixIn`).
@@ -24,12 +26,18 @@ use crate::sys::{self, Forked};
 /// - The child closes the listening socket, runs the handler and leaves with
 ///   `_exit`: status 0 if the request succeeded, 1 if it failed or panicked
 ///   (no destructors, no `atexit` handlers).
+/// - Where each hook runs: `verify_request`, `service_actions` and
+///   `handle_timeout` in the parent; `setup`, `handle`, `finish` and
+///   `handle_error` for their own errors in the child (so what
+///   `handle_error` records there stays in the child). A child killed by a
+///   signal (`abort()`, a segfault, `SIGKILL`) is reported to the *parent's*
+///   `handle_error` as [`ChildKilled`], and logged.
 /// - Closing the server waits for the children, then sends `SIGTERM` to
 ///   those still running at the [`drain_timeout`](crate::ServerBuilder::drain_timeout).
-///   The child resets `SIGTERM` to its default action (it would otherwise
-///   inherit, say, a signal-hook handler that forwards the signal to the
-///   parent's shutdown); other signal dispositions are inherited as they
-///   are, so a terminal's Ctrl-C reaches parent and children alike.
+///   The child resets `SIGTERM` to its default action and ignores `SIGINT`
+///   (it would otherwise inherit, say, a signal-hook handler that forwards
+///   the signal to the parent), so a terminal's Ctrl-C reaches only the
+///   parent, which drains the children; other dispositions are inherited.
 ///
 /// `fork` copies only the calling thread. Use this strategy in a process
 /// that has no other threads holding locks when the loop forks (a logger
@@ -46,6 +54,7 @@ pub struct Forking {
 #[derive(Debug)]
 struct Child {
     pid: libc::pid_t,
+    peer: Addr,
     _pidfd: Option<OwnedFd>,
     _guard: Guard,
 }
@@ -83,38 +92,49 @@ impl Forking {
     }
 }
 
-impl sealed::Sealed for Forking {}
+impl Strategy for Forking {}
 
-impl Strategy for Forking {
+impl StrategyImpl for Forking {
     fn limit(&self) -> Option<usize> {
         Some(self.max_children)
     }
 
     fn attach(&self, registry: &mio::Registry, token: mio::Token) -> io::Result<()> {
-        let registry = registry.try_clone()?;
-        self.registry
-            .set((registry, token))
-            .map_err(|_| io::Error::other("a Forking strategy serves one server only"))
+        // A strategy is moved into exactly one server, which attaches once.
+        let _ = self.registry.set((registry.try_clone()?, token));
+        Ok(())
     }
 
-    fn service(&self) {
+    fn reap(&self, report: &dyn Fn(&Addr, HandlerError)) {
+        let mut killed = Vec::new();
         // Dropping a reaped child's guard ends its accounting (and wakes the
         // loop if it was at the cap).
         self.lock().retain(|child| match sys::try_reap(child.pid) {
             Ok(None) => true,
-            Ok(Some(_)) => false,
+            Ok(Some(status)) => {
+                if let Some(signal) = sys::killed_by(status) {
+                    killed.push((child.peer.clone(), child.pid, signal));
+                }
+                false
+            }
             Err(e) => {
                 log::error!("socketserver: waitpid({}) failed: {e}", child.pid);
                 false
             }
         });
+        // Reported outside the lock: handle_error may ask for the children.
+        for (peer, pid, signal) in killed {
+            let e = ChildKilled { pid, signal };
+            log::error!("socketserver: the child serving {peer} {e}");
+            report(&peer, Box::new(e));
+        }
     }
 
-    fn drain_slice(&self) -> Option<Duration> {
+    fn drain_sweep_interval(&self) -> Option<Duration> {
         Some(Duration::from_millis(5))
     }
 
-    fn poll_slice(&self) -> Option<Duration> {
+    fn sweep_interval(&self) -> Option<Duration> {
         let children = self.lock();
         if children.iter().any(|c| c._pidfd.is_none()) {
             Some(Duration::from_millis(50))
@@ -129,29 +149,33 @@ impl<R, H: Handles<R>> Execute<R, H> for Forking {
         match sys::fork()? {
             Forked::Child => {
                 let Job {
-                    shared,
+                    context,
                     request,
                     peer,
                     guard,
                 } = job;
                 // The parent keeps the accounting; the child must not touch it.
                 std::mem::forget(guard);
-                sys::default_sigterm();
-                if let Some(fd) = shared.child_closes {
+                sys::child_signals();
+                if let Some(fd) = context.listener_fd {
                     sys::close_fd(fd);
                 }
-                let ok = shared
-                    .handler
-                    .serve(request, peer, shared.handle.clone(), &shared.config);
+                let ok =
+                    context
+                        .handler
+                        .serve(request, peer, context.handle.clone(), &context.config);
                 sys::exit_now(if ok { 0 } else { 1 })
             }
             Forked::Parent(pid) => {
                 let Job {
-                    request, mut guard, ..
+                    request,
+                    mut guard,
+                    peer,
+                    ..
                 } = job;
                 // Forget the connection (closing the parent's copy, without
                 // shutting it down); a forced drain signals the child instead.
-                guard.set(Live::Child(pid));
+                guard.set(Cut::Child(pid));
                 drop(request);
                 let pidfd = sys::pidfd_open(pid);
                 if let (Some(fd), Some((registry, token))) = (&pidfd, self.registry.get()) {
@@ -164,6 +188,7 @@ impl<R, H: Handles<R>> Execute<R, H> for Forking {
                 }
                 self.lock().push(Child {
                     pid,
+                    peer,
                     _pidfd: pidfd,
                     _guard: guard,
                 });

@@ -5,7 +5,8 @@
 //! | [`Sequential`] | `TCPServer` | on the loop's thread, one at a time | nothing |
 //! | [`Threading`] | `ThreadingMixIn` | on a new thread | `Send + Sync` handler |
 //! | [`ThreadPool`] | (none) | on one of N workers | `Send + Sync` handler |
-//! | `Forking` (unix) | `ForkingMixIn` | in a forked child process | a single-threaded parent |
+//! | [`Forking`] | `ForkingMixIn` | in a forked child process | a single-threaded parent |
+//! | [`AnyStrategy`] | (none) | as chosen at run time (`--strategy pool`) | `Send + Sync` handler |
 //!
 //! Every strategy honours [`max_connections`](crate::ServerBuilder::max_connections);
 //! at the limit the loop stops accepting until a request ends. A handler's
@@ -13,7 +14,7 @@
 //!
 //! The thread strategies require a thread-safe handler at compile time:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0277
 //! use std::rc::Rc;
 //! use socketserver::{StreamRequest, ThreadingTcpServer};
 //! let not_send = Rc::new(());
@@ -24,13 +25,14 @@
 //! server.serve_forever().unwrap();
 //! ```
 //!
-//! while the same handler is fine one request at a time:
+//! (`` `Rc<()>` cannot be shared between threads safely ``, reported at
+//! `bind`), while the same handler is fine one request at a time:
 //!
 //! ```
 //! use std::rc::Rc;
 //! use socketserver::{StreamRequest, TcpServer};
 //! let not_send = Rc::new(());
-//! let server = TcpServer::<_>::bind("127.0.0.1:0", move |_req: &mut StreamRequest| {
+//! let server = TcpServer::bind("127.0.0.1:0", move |_req: &mut StreamRequest| {
 //!     let _ = &not_send;
 //!     Ok(())
 //! }).unwrap();
@@ -39,119 +41,78 @@
 //! ```
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::builder::Config;
-use crate::control::ServerHandle;
-use crate::drain::Guard;
-use crate::handler::Handles;
-use crate::net::Addr;
+use crate::dispatch::{Handles, Job};
 
-#[cfg(unix)]
+mod any;
 mod forking;
 mod pool;
 mod threading;
 
-#[cfg(unix)]
+pub use any::AnyStrategy;
 pub use forking::Forking;
 pub use pool::ThreadPool;
 pub use threading::Threading;
 
-/// What every request of a server shares: the server's own handler value
-/// (the hooks run on it; requests run on clones), the settings and a handle.
-#[derive(Debug)]
-pub(crate) struct Shared<H> {
-    pub(crate) handler: H,
-    pub(crate) config: Config,
-    pub(crate) handle: ServerHandle,
-    #[cfg(unix)]
-    pub(crate) child_closes: Option<std::os::fd::RawFd>,
-}
+pub(crate) mod sealed {
+    use super::*;
+    use crate::error::HandlerError;
+    use crate::net::Addr;
 
-/// One request, accepted and verified, bound to its handler: what a
-/// strategy runs.
-#[derive(Debug)]
-pub struct Job<R, H> {
-    pub(crate) shared: Arc<Shared<H>>,
-    pub(crate) request: R,
-    pub(crate) peer: Addr,
-    pub(crate) guard: Guard,
-}
+    /// The crate-private side of [`Strategy`]: what the loop asks of it.
+    pub trait StrategyImpl: Send + Sync + 'static {
+        /// A cap on requests in flight the strategy imposes by itself.
+        fn limit(&self) -> Option<usize> {
+            None
+        }
 
-impl<R, H: Handles<R>> Job<R, H> {
-    /// Runs the handler's `setup`, `handle` and `finish` on a fresh clone,
-    /// reporting errors and panics to `handle_error`; returns false if any
-    /// failed. The request's accounting ends when this returns.
-    pub fn run(self) -> bool {
-        let Job {
-            shared,
-            request,
-            peer,
-            guard,
-        } = self;
-        let ok = shared
-            .handler
-            .serve(request, peer, shared.handle.clone(), &shared.config);
-        drop(guard);
-        ok
+        /// Called once when the server is built.
+        fn attach(&self, registry: &mio::Registry, child_token: mio::Token) -> io::Result<()> {
+            let _ = (registry, child_token);
+            Ok(())
+        }
+
+        /// Reaps finished children; a child's failure it alone can see (a
+        /// death by signal) goes to `report`.
+        fn reap(&self, report: &dyn Fn(&Addr, HandlerError)) {
+            let _ = report;
+        }
+
+        /// How long the loop may sleep at most while children must be
+        /// swept for without a wake-up event.
+        fn sweep_interval(&self) -> Option<Duration> {
+            None
+        }
+
+        /// How often a drain must call `reap` to notice requests ending.
+        fn drain_sweep_interval(&self) -> Option<Duration> {
+            None
+        }
+
+        /// Called once when the server closes, after the drain; `idle` is
+        /// false if requests are still running.
+        fn close(&self, idle: bool) {
+            let _ = idle;
+        }
+    }
+
+    /// A strategy able to run requests `R` with handler `H`. The thread
+    /// strategies implement it only for `Send + Sync` handlers, which is how
+    /// a handler that cannot cross threads is refused at compile time.
+    pub trait Execute<R, H>: Strategy {
+        /// Starts `job`. On error the job (and its connection) is dropped
+        /// and the error goes to `handle_error`.
+        fn execute(&self, job: Job<R, H>) -> io::Result<()>;
     }
 }
 
-mod sealed {
-    pub trait Sealed {}
-}
+pub(crate) use sealed::{Execute, StrategyImpl};
 
-/// A way to run requests. Implemented by [`Sequential`], [`Threading`],
-/// [`ThreadPool`] and `Forking`; not meant to be implemented elsewhere.
-pub trait Strategy: sealed::Sealed + Send + Sync + 'static {
-    /// A cap on requests in flight the strategy imposes by itself.
-    #[doc(hidden)]
-    fn limit(&self) -> Option<usize> {
-        None
-    }
-
-    /// Called once when the server is built.
-    #[doc(hidden)]
-    fn attach(&self, registry: &mio::Registry, child_token: mio::Token) -> io::Result<()> {
-        let _ = (registry, child_token);
-        Ok(())
-    }
-
-    /// Housekeeping on every loop iteration (reaping children).
-    #[doc(hidden)]
-    fn service(&self) {}
-
-    /// How long the loop may sleep at most while this strategy has work to
-    /// check on without a wake-up event.
-    #[doc(hidden)]
-    fn poll_slice(&self) -> Option<Duration> {
-        None
-    }
-
-    /// How often a drain must call `service` to notice requests ending.
-    #[doc(hidden)]
-    fn drain_slice(&self) -> Option<Duration> {
-        None
-    }
-
-    /// Called once when the server closes, after the drain; `idle` is false
-    /// if requests are still running.
-    #[doc(hidden)]
-    fn close(&self, idle: bool) {
-        let _ = idle;
-    }
-}
-
-/// A strategy able to run requests `R` with handler `H`. The thread
-/// strategies implement it only for `Send + Sync` handlers, which is how a
-/// handler that cannot cross threads is refused at compile time.
-pub trait Execute<R, H>: Strategy {
-    /// Starts `job`. On error the job (and its connection) is dropped and
-    /// the error goes to `handle_error`.
-    #[doc(hidden)]
-    fn execute(&self, job: Job<R, H>) -> io::Result<()>;
-}
+/// A way to run requests: [`Sequential`], [`Threading`], [`ThreadPool`],
+/// [`Forking`] or [`AnyStrategy`]. Sealed: the loop's side of it is private,
+/// so it can change without breaking anyone.
+pub trait Strategy: StrategyImpl {}
 
 /// One request at a time, on the loop's own thread (Python's plain
 /// `TCPServer`). The default.
@@ -159,11 +120,12 @@ pub trait Execute<R, H>: Strategy {
 /// While a handler runs, the server accepts nothing else and a shutdown
 /// takes effect when it returns: give connections a
 /// [`read_timeout`](crate::ServerBuilder::read_timeout) so one silent client
-/// cannot hold the server. The handler need not be `Send`.
+/// cannot hold the server (a slowloris client sending nothing stops every
+/// other client). The handler need not be `Send`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sequential;
 
-impl sealed::Sealed for Sequential {}
+impl StrategyImpl for Sequential {}
 impl Strategy for Sequential {}
 
 impl<R, H: Handles<R>> Execute<R, H> for Sequential {

@@ -5,10 +5,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 
-use super::{Execute, Job, Strategy, sealed};
-use crate::handler::Handles;
+use super::{Execute, Strategy, StrategyImpl};
+use crate::dispatch::{Handles, Job};
 
 type Task = Box<dyn FnOnce() + Send>;
 
@@ -93,18 +93,15 @@ fn work(rx: Receiver<Task>) {
     }
 }
 
-impl sealed::Sealed for ThreadPool {}
+impl Strategy for ThreadPool {}
 
-impl Strategy for ThreadPool {
+impl StrategyImpl for ThreadPool {
     fn limit(&self) -> Option<usize> {
         Some(self.workers + self.queue)
     }
 
     fn attach(&self, _: &mio::Registry, _: mio::Token) -> io::Result<()> {
-        let mut running = self.lock();
-        if running.is_some() {
-            return Err(io::Error::other("a ThreadPool serves one server only"));
-        }
+        // A strategy is moved into exactly one server, which attaches once.
         // Bounded: `limit` keeps it from ever being full.
         let (tx, rx) = crossbeam_channel::bounded::<Task>(self.workers + self.queue);
         let mut threads = Vec::with_capacity(self.workers);
@@ -116,7 +113,7 @@ impl Strategy for ThreadPool {
             }
             threads.push(builder.spawn(move || work(rx))?);
         }
-        *running = Some(Running { tx, threads });
+        *self.lock() = Some(Running { tx, threads });
         Ok(())
     }
 
@@ -138,18 +135,14 @@ where
     H: Handles<R> + Send + Sync,
 {
     fn execute(&self, job: Job<R, H>) -> io::Result<()> {
+        let closed = || io::Error::other("the thread pool is closed");
         let running = self.lock();
-        let Some(running) = running.as_ref() else {
-            return Err(io::Error::other("the thread pool is closed"));
-        };
-        match running.tx.try_send(Box::new(move || {
+        let tx = &running.as_ref().ok_or_else(closed)?.tx;
+        // Never blocks: the loop stops accepting at `limit`, the queue's
+        // capacity.
+        tx.send(Box::new(move || {
             job.run();
-        })) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(io::Error::other("the thread pool's queue is full")),
-            Err(TrySendError::Disconnected(_)) => {
-                Err(io::Error::other("the thread pool is closed"))
-            }
-        }
+        }))
+        .map_err(|_| closed())
     }
 }

@@ -56,14 +56,24 @@ pub(crate) fn try_reap(pid: libc::pid_t) -> io::Result<Option<i32>> {
     }
 }
 
-/// Restores the default action for `SIGTERM` (`signal(2)`, `SIG_DFL`) in a
-/// forked child, so the drain's `SIGTERM` ends it even when the parent
-/// installed a handler (a signal-hook self-pipe would otherwise turn the
-/// child's `SIGTERM` into a shutdown request for the parent).
-pub(crate) fn default_sigterm() {
-    // SAFETY: setting a signal's disposition to SIG_DFL installs no Rust
-    // code as a handler; it is async-signal-safe and valid after fork.
-    unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
+/// The signal that killed a child, from its `waitpid` status
+/// (`WIFSIGNALED`/`WTERMSIG`); `None` if it exited normally.
+pub(crate) fn killed_by(status: i32) -> Option<i32> {
+    libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status))
+}
+
+/// In a forked child: restores the default action for `SIGTERM` and
+/// ignores `SIGINT` (`signal(2)`), so the drain's `SIGTERM` ends the child
+/// and a terminal's Ctrl-C reaches only the parent, even when the parent
+/// installed handlers (a signal-hook self-pipe would otherwise turn the
+/// child's signal into a second signal for the parent).
+pub(crate) fn child_signals() {
+    // SAFETY: SIG_DFL and SIG_IGN install no Rust code as a handler; both
+    // calls are async-signal-safe and valid after fork.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
 }
 
 /// Sends `SIGTERM` to `pid` (`kill(2)`).

@@ -4,34 +4,57 @@
 //! |---|---|---|
 //! | [`TcpTransport`] | `TCPServer` | an accepted connection (`accept(2)`) |
 //! | [`UdpTransport`] | `UDPServer` | one datagram (`recvmsg(2)`) |
-//! | [`UnixStreamTransport`] (unix) | `UnixStreamServer` | an accepted connection |
-//! | [`UnixDatagramTransport`] (unix) | `UnixDatagramServer` | one datagram |
+//! | [`UnixStreamTransport`] | `UnixStreamServer` | an accepted connection |
+//! | [`UnixDatagramTransport`] | `UnixDatagramServer` | one datagram |
 //!
 //! The listening socket is non-blocking and registered with the loop's
 //! poller; accepted connections are blocking, so handlers use plain `Read`
-//! and `Write`.
+//! and `Write`. This module also holds what a transport yields before a
+//! handler sees it ([`Connection`], [`Datagram`]) and the socket set-up the
+//! transports share.
 
 use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 
-use crate::drain::Live;
-use crate::handler::{Connection, Datagram};
-use crate::net::Addr;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Config;
+use crate::inflight::{Cut, Phase};
+use crate::net::{Addr, DatagramSocket, Stream};
 
 mod tcp;
 mod udp;
-#[cfg(unix)]
 mod unix;
 
 pub use tcp::TcpTransport;
 pub use udp::UdpTransport;
-#[cfg(unix)]
 pub use unix::{UnixDatagramTransport, UnixStreamTransport};
 
-/// The `listen(2)` backlog used unless configured: the system's maximum.
-pub(crate) const SOMAXCONN: i32 = crate::sys::SOMAXCONN;
+/// An accepted connection, before a handler sees it.
+#[derive(Debug)]
+pub struct Connection {
+    pub(crate) stream: Arc<Stream>,
+    pub(crate) phase: Arc<Phase>,
+}
+
+impl Connection {
+    pub(crate) fn new(stream: Stream) -> Connection {
+        Connection {
+            stream: Arc::new(stream),
+            phase: Arc::default(),
+        }
+    }
+}
+
+/// A received datagram, before a handler sees it.
+#[derive(Debug)]
+pub struct Datagram {
+    pub(crate) data: Vec<u8>,
+    pub(crate) socket: Arc<DatagramSocket>,
+}
 
 /// What one non-blocking attempt to take a request gave.
-#[doc(hidden)]
 #[derive(Debug)]
 pub enum Incoming<R> {
     /// A request and its peer.
@@ -45,7 +68,7 @@ pub enum Incoming<R> {
 }
 
 impl<R> Incoming<R> {
-    pub(crate) fn from_error(e: io::Error) -> Incoming<R> {
+    fn from_error(e: io::Error) -> Incoming<R> {
         if e.kind() == io::ErrorKind::WouldBlock {
             Incoming::WouldBlock
         } else {
@@ -54,60 +77,113 @@ impl<R> Incoming<R> {
     }
 }
 
-/// A way for requests to arrive. Implemented by the four transports of this
-/// crate; the server loop is generic over it.
-pub trait Transport: Send + 'static {
-    /// What one request is: a connection or a datagram.
-    type Request: Request;
+pub(crate) mod sealed {
+    use super::{Addr, DatagramSocket, Incoming};
 
-    /// The bound address (Python's `server_address`).
-    fn local_addr(&self) -> &Addr;
-
-    /// Takes one request without blocking.
-    #[doc(hidden)]
-    fn next(&mut self) -> Incoming<Self::Request>;
-
-    /// The socket the loop waits on.
-    #[doc(hidden)]
-    #[cfg(unix)]
-    fn raw_fd(&self) -> std::os::fd::RawFd;
-
-    /// The shared socket of a datagram transport (`None` for streams).
-    #[doc(hidden)]
-    fn datagram_socket(&self) -> Option<&std::sync::Arc<crate::net::DatagramSocket>> {
-        None
+    /// The crate-private side of [`Transport`](super::Transport).
+    pub trait TransportImpl: Send + 'static {
+        /// What one request is: a [`Connection`](super::Connection) or a
+        /// [`Datagram`](super::Datagram).
+        type Request: Arrival;
+        /// The bound address.
+        fn local_addr(&self) -> &Addr;
+        /// Takes one request without blocking.
+        fn next(&mut self) -> Incoming<Self::Request>;
+        /// The socket the loop waits on.
+        fn raw_fd(&self) -> std::os::fd::RawFd;
+        /// The shared socket of a datagram transport (`None` for streams).
+        fn datagram_socket(&self) -> Option<&std::sync::Arc<DatagramSocket>> {
+            None
+        }
+        /// The listener a forked child closes (a datagram child keeps its
+        /// socket to reply).
+        fn listener_fd(&self) -> Option<std::os::fd::RawFd>;
     }
 
-    /// The descriptor a forked child closes: the listener of a stream
-    /// transport (a datagram child keeps its socket to reply).
-    #[doc(hidden)]
-    #[cfg(unix)]
-    fn child_closes(&self) -> Option<std::os::fd::RawFd>;
+    /// A request as a transport delivers it.
+    pub trait Arrival: Send + 'static {
+        /// What a drain can cut.
+        fn cut(&self) -> crate::inflight::Cut;
+        /// Closes a request that `verify_request` refused.
+        fn reject(self);
+    }
 }
 
-/// A request as a transport delivers it, before a handler sees it.
-#[doc(hidden)]
-pub trait Request: Send + 'static {
-    /// What a forced drain can cut.
-    #[doc(hidden)]
-    fn live(&self) -> Live;
-    /// Closes a request that `verify_request` refused.
-    #[doc(hidden)]
-    fn reject(self);
-}
+pub(crate) use sealed::{Arrival, TransportImpl};
 
-impl Request for Connection {
-    fn live(&self) -> Live {
-        Live::Stream(std::sync::Arc::clone(&self.stream))
+/// A way for requests to arrive: implemented by the four transports of this
+/// crate ([`TcpTransport`], [`UdpTransport`], [`UnixStreamTransport`],
+/// [`UnixDatagramTransport`]) and sealed, so the loop can change without
+/// breaking anyone. Name it to write code generic over the transport.
+pub trait Transport: TransportImpl {}
+
+impl Arrival for Connection {
+    fn cut(&self) -> Cut {
+        Cut::Stream(Arc::clone(&self.stream), Arc::clone(&self.phase))
     }
     fn reject(self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
 }
 
-impl Request for Datagram {
-    fn live(&self) -> Live {
-        Live::Datagram
+impl Arrival for Datagram {
+    fn cut(&self) -> Cut {
+        Cut::Datagram
     }
     fn reject(self) {}
+}
+
+/// Resolves `addr` and calls `f` on each result until one succeeds (std's
+/// `each_addr`).
+fn each_addr<A: ToSocketAddrs, T>(
+    addr: A,
+    mut f: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match f(a) {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing")
+    }))
+}
+
+/// `socket(2)` for `addr`'s family, with the IPv6 and reuse options.
+fn socket_for(addr: &SocketAddr, ty: Type, config: &Config) -> io::Result<Socket> {
+    let proto = if ty == Type::STREAM {
+        Protocol::TCP
+    } else {
+        Protocol::UDP
+    };
+    let socket = Socket::new(Domain::for_address(*addr), ty, Some(proto))?;
+    if let (SocketAddr::V6(_), Some(only)) = (addr, config.only_v6) {
+        socket.set_only_v6(only)?;
+    }
+    if config.reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    Ok(socket)
+}
+
+/// One non-blocking `recvmsg` into `buf`, shared by both datagram transports.
+fn recv(
+    socket: &Arc<DatagramSocket>,
+    buf: &mut [u8],
+    to_addr: impl FnOnce(&socket2::SockAddr) -> Addr,
+) -> Incoming<Datagram> {
+    use std::os::fd::AsFd;
+    match crate::sys::recv_datagram(socket.as_fd(), buf) {
+        Ok((_, true, from)) => Incoming::Truncated(to_addr(&from)),
+        Ok((n, false, from)) => Incoming::Request(
+            Datagram {
+                data: buf[..n].to_vec(),
+                socket: Arc::clone(socket),
+            },
+            to_addr(&from),
+        ),
+        Err(e) => Incoming::from_error(e),
+    }
 }

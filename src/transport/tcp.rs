@@ -1,14 +1,12 @@
 //! TCP: `TCPServer`.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::Arc;
+use std::net::{TcpListener, ToSocketAddrs};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::Type;
 
-use super::Incoming;
-use crate::builder::Config;
-use crate::handler::Connection;
+use super::{Connection, Incoming, Transport, TransportImpl, each_addr, socket_for};
+use crate::config::Config;
 use crate::net::{Addr, Stream};
 
 /// A TCP listener: each request is one accepted connection.
@@ -18,48 +16,12 @@ pub struct TcpTransport {
     addr: Addr,
 }
 
-/// Resolves `addr` and calls `f` on each result until one succeeds.
-pub(super) fn each_addr<A: ToSocketAddrs, T>(
-    addr: A,
-    mut f: impl FnMut(SocketAddr) -> io::Result<T>,
-) -> io::Result<T> {
-    let mut last = None;
-    for a in addr.to_socket_addrs()? {
-        match f(a) {
-            Ok(t) => return Ok(t),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing")
-    }))
-}
-
-/// `socket(2)` for `addr`'s family, with the IPv6 and reuse options.
-pub(super) fn socket_for(addr: &SocketAddr, ty: Type, config: &Config) -> io::Result<Socket> {
-    let proto = if ty == Type::STREAM {
-        Protocol::TCP
-    } else {
-        Protocol::UDP
-    };
-    let socket = Socket::new(Domain::for_address(*addr), ty, Some(proto))?;
-    if let (SocketAddr::V6(_), Some(only)) = (addr, config.only_v6) {
-        socket.set_only_v6(only)?;
-    }
-    #[cfg(unix)]
-    if config.reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    Ok(socket)
-}
-
 impl TcpTransport {
     pub(crate) fn bind<A: ToSocketAddrs>(addr: A, config: &Config) -> io::Result<TcpTransport> {
         each_addr(addr, |a| {
             // On error the socket drops here: no descriptor leaks
             // (CPython's bind-leak test, bpo-22435).
             let socket = socket_for(&a, Type::STREAM, config)?;
-            #[cfg(unix)]
             socket.set_reuse_address(config.reuse_address)?;
             socket.bind(&a.into())?;
             socket.listen(config.backlog)?;
@@ -74,7 +36,7 @@ impl TcpTransport {
     }
 }
 
-impl super::Transport for TcpTransport {
+impl TransportImpl for TcpTransport {
     type Request = Connection;
 
     fn local_addr(&self) -> &Addr {
@@ -83,23 +45,20 @@ impl super::Transport for TcpTransport {
 
     fn next(&mut self) -> Incoming<Connection> {
         match self.listener.accept() {
-            Ok((stream, peer)) => Incoming::Request(
-                Connection {
-                    stream: Arc::new(Stream::Tcp(stream)),
-                },
-                Addr::Inet(peer),
-            ),
+            Ok((stream, peer)) => {
+                Incoming::Request(Connection::new(Stream::Tcp(stream)), Addr::Inet(peer))
+            }
             Err(e) => Incoming::from_error(e),
         }
     }
 
-    #[cfg(unix)]
     fn raw_fd(&self) -> std::os::fd::RawFd {
         std::os::fd::AsRawFd::as_raw_fd(&self.listener)
     }
 
-    #[cfg(unix)]
-    fn child_closes(&self) -> Option<std::os::fd::RawFd> {
+    fn listener_fd(&self) -> Option<std::os::fd::RawFd> {
         Some(self.raw_fd())
     }
 }
+
+impl Transport for TcpTransport {}

@@ -6,10 +6,8 @@ use std::sync::Arc;
 
 use socket2::Type;
 
-use super::Incoming;
-use super::tcp::{each_addr, socket_for};
-use crate::builder::Config;
-use crate::handler::Datagram;
+use super::{Datagram, Incoming, Transport, TransportImpl, each_addr, recv, socket_for};
+use crate::config::Config;
 use crate::net::{Addr, DatagramSocket};
 
 /// A UDP socket: each request is one datagram.
@@ -45,28 +43,7 @@ impl UdpTransport {
     }
 }
 
-/// One non-blocking `recvmsg` into `buf`, shared by both datagram transports.
-#[cfg(unix)]
-pub(super) fn recv(
-    socket: &Arc<DatagramSocket>,
-    buf: &mut [u8],
-    to_addr: impl FnOnce(&socket2::SockAddr) -> Addr,
-) -> Incoming<Datagram> {
-    use std::os::fd::AsFd;
-    match crate::sys::recv_datagram(socket.as_fd(), buf) {
-        Ok((_, true, from)) => Incoming::Truncated(to_addr(&from)),
-        Ok((n, false, from)) => Incoming::Request(
-            Datagram {
-                data: buf[..n].to_vec(),
-                socket: Arc::clone(socket),
-            },
-            to_addr(&from),
-        ),
-        Err(e) => Incoming::from_error(e),
-    }
-}
-
-impl super::Transport for UdpTransport {
+impl TransportImpl for UdpTransport {
     type Request = Datagram;
 
     fn datagram_socket(&self) -> Option<&Arc<DatagramSocket>> {
@@ -83,13 +60,13 @@ impl super::Transport for UdpTransport {
         })
     }
 
-    #[cfg(unix)]
     fn raw_fd(&self) -> std::os::fd::RawFd {
         std::os::fd::AsRawFd::as_raw_fd(&*self.socket)
     }
 
-    #[cfg(unix)]
-    fn child_closes(&self) -> Option<std::os::fd::RawFd> {
+    fn listener_fd(&self) -> Option<std::os::fd::RawFd> {
         None
     }
 }
+
+impl Transport for UdpTransport {}

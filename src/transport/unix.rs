@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::Incoming;
-use crate::builder::Config;
-use crate::handler::{Connection, Datagram};
+use super::{Connection, Datagram, Incoming, Transport, TransportImpl, recv};
+use crate::config::Config;
 use crate::net::{Addr, DatagramSocket, Stream};
 
 /// The socket file a server created, removed when the server closes, but
@@ -24,11 +23,21 @@ struct SocketPath {
 }
 
 impl SocketPath {
-    /// Binds `ty` at `path`, first removing a stale socket file there (and
-    /// refusing to remove anything that is not a socket).
+    /// Binds `ty` at `path`. A socket file already there is removed only if
+    /// it is stale: when a server still answers a `connect(2)` on it, the
+    /// bind fails with `AddrInUse` and the live server keeps its path (as
+    /// Python's `bind` fails). Anything that is not a socket is refused.
     fn bind(path: &Path, ty: Type) -> io::Result<(Socket, SocketPath)> {
         match fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_socket() => fs::remove_file(path)?,
+            Ok(meta) if meta.file_type().is_socket() => {
+                if someone_answers(path, ty) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("{} is in use by a running server", path.display()),
+                    ));
+                }
+                fs::remove_file(path)?
+            }
             Ok(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
@@ -56,6 +65,19 @@ impl Drop for SocketPath {
         {
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+/// True if a server is bound at `path`: a stream socket accepts a connect,
+/// a datagram socket accepts a connect (it refuses with `ECONNREFUSED` when
+/// nobody holds it).
+fn someone_answers(path: &Path, ty: Type) -> bool {
+    let Ok(probe) = Socket::new(Domain::UNIX, ty, None) else {
+        return false;
+    };
+    match SockAddr::unix(path) {
+        Ok(addr) => probe.connect(&addr).is_ok(),
+        Err(_) => false,
     }
 }
 
@@ -93,7 +115,7 @@ impl UnixStreamTransport {
     }
 }
 
-impl super::Transport for UnixStreamTransport {
+impl TransportImpl for UnixStreamTransport {
     type Request = Connection;
 
     fn local_addr(&self) -> &Addr {
@@ -103,9 +125,7 @@ impl super::Transport for UnixStreamTransport {
     fn next(&mut self) -> Incoming<Connection> {
         match self.listener.accept() {
             Ok((stream, peer)) => Incoming::Request(
-                Connection {
-                    stream: Arc::new(Stream::Unix(stream)),
-                },
+                Connection::new(Stream::Unix(stream)),
                 Addr::from_unix(&peer),
             ),
             Err(e) => Incoming::from_error(e),
@@ -116,7 +136,7 @@ impl super::Transport for UnixStreamTransport {
         self.listener.as_raw_fd()
     }
 
-    fn child_closes(&self) -> Option<std::os::fd::RawFd> {
+    fn listener_fd(&self) -> Option<std::os::fd::RawFd> {
         Some(self.raw_fd())
     }
 }
@@ -153,7 +173,7 @@ impl UnixDatagramTransport {
     }
 }
 
-impl super::Transport for UnixDatagramTransport {
+impl TransportImpl for UnixDatagramTransport {
     type Request = Datagram;
 
     fn datagram_socket(&self) -> Option<&Arc<DatagramSocket>> {
@@ -165,14 +185,18 @@ impl super::Transport for UnixDatagramTransport {
     }
 
     fn next(&mut self) -> Incoming<Datagram> {
-        super::udp::recv(&self.socket, &mut self.buf, unix_addr)
+        recv(&self.socket, &mut self.buf, unix_addr)
     }
 
     fn raw_fd(&self) -> std::os::fd::RawFd {
         self.socket.as_raw_fd()
     }
 
-    fn child_closes(&self) -> Option<std::os::fd::RawFd> {
+    fn listener_fd(&self) -> Option<std::os::fd::RawFd> {
         None
     }
 }
+
+impl Transport for UnixStreamTransport {}
+
+impl Transport for UnixDatagramTransport {}

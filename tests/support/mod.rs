@@ -1,5 +1,6 @@
-//! Helpers shared by the integration tests: run an example binary, wait for
-//! its `listening on <addr>` line, stop it with a signal.
+//! Helpers shared by the integration tests: time limits on every wait
+//! ([`within`], [`eventually`]), and example binaries (run one, wait for its
+//! `listening on <addr>` line, stop it with a signal).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -7,6 +8,39 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// The longest any single wait in a test may take before it fails.
+pub const LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `f` on its own thread and returns its result, or fails the test
+/// (naming `what`) if it has not finished within `limit`: a deadlock fails
+/// instead of hanging the run. The thread of a timed-out `f` is left behind.
+pub fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => v,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("{what} did not finish within {limit:?}"),
+    }
+}
+
+/// Waits until `cond` holds, checking every 5 ms; fails the test (naming
+/// `what`) after `limit`. For state with no event to wait on (a file
+/// appearing, a process's children reaped).
+pub fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < limit, "{what}: not true within {limit:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
 
 /// The built example binary `name`.
 ///
@@ -27,10 +61,13 @@ pub fn example_bin(name: &str) -> PathBuf {
     );
     let built = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap();
     let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    for source in [
-        sources.join(format!("{name}.rs")),
-        sources.join("common/mod.rs"),
-    ] {
+    let mut files = vec![sources.join(format!("{name}.rs"))];
+    for dir in [sources.join(name), sources.join("common")] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            files.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
+    for source in files {
         if let Ok(changed) = std::fs::metadata(&source).and_then(|m| m.modified()) {
             assert!(
                 changed <= built,
@@ -94,17 +131,22 @@ fn forward_lines(stdout: ChildStdout, tx: mpsc::Sender<String>) {
     });
 }
 
+/// Sends signal `sig` to `child` with kill(1), which keeps the tests free
+/// of `unsafe`.
+pub fn signal(child: &Child, sig: i32) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill(1)");
+    assert!(status.success(), "kill -{sig} failed");
+}
+
 impl ServerProcess {
     /// Sends `sig` (e.g. `libc::SIGTERM`) and waits up to 30 s for exit.
     pub fn stop_with(mut self, sig: i32) -> ExitStatus {
-        let pid = self.child.id() as i32;
-        // SAFETY-free: kill(1) via a command keeps the tests free of unsafe.
-        let _ = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(pid.to_string())
-            .status();
-        wait_timeout(&mut self.child, Duration::from_secs(30))
-            .expect("server did not exit within 30 s")
+        signal(&self.child, sig);
+        wait_timeout(&mut self.child, LIMIT).expect("server did not exit within 30 s")
     }
 
     /// SIGTERM, then the exit status.

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use socketserver::{ServerBuilder, ThreadPool, Threading};
+use socketserver::{AnyStrategy, ServerBuilder, ThreadPool, Threading};
 
 use crate::servers::echo_loop;
 
@@ -48,18 +48,14 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 }
 
 type Echo = fn(&mut socketserver::StreamRequest) -> socketserver::HandlerResult;
-type Req = <socketserver::transport::TcpTransport as socketserver::transport::Transport>::Request;
 
 /// Measures `runs` shutdowns of one server (`serve_forever` is restarted
 /// each time, which the crate allows; a probe round trip proves the new loop
 /// runs before `shutdown()` is called). Under load, `clients` threads pinned
 /// to CPU 1 keep doing connect/echo/close against it. The loop thread is
 /// pinned to CPU 0. Returns microsecond quantiles.
-fn measure<S>(builder: ServerBuilder<S>, runs: usize, clients: usize) -> io::Result<Value>
-where
-    S: socketserver::Execute<Req, Echo>,
-{
-    let server = Arc::new(builder.tcp("127.0.0.1:0", echo_loop as Echo)?);
+fn measure(builder: ServerBuilder<AnyStrategy>, runs: usize, clients: usize) -> io::Result<Value> {
+    let server = Arc::new(builder.bind_tcp("127.0.0.1:0", echo_loop as Echo)?);
     let addr = server.server_address().as_inet().expect("inet");
     let stop = Arc::new(AtomicBool::new(false));
     let load_reqs = Arc::new(AtomicU64::new(0));
@@ -132,12 +128,12 @@ pub fn shutdown_latency(runs: usize, clients: usize) -> io::Result<Vec<Value>> {
     let mut out = Vec::new();
     for (load, c) in [("idle", 0), ("load", clients)] {
         for strategy in ["sequential", "threading", "pool"] {
-            let v = match strategy {
-                "sequential" => measure(ServerBuilder::new(), runs, c)?,
-                "threading" => measure(ServerBuilder::new().strategy(Threading::new()), runs, c)?,
-                _ => measure(ServerBuilder::new().strategy(ThreadPool::new(16)), runs, c)?,
+            let chosen = match strategy {
+                "sequential" => AnyStrategy::Sequential,
+                "threading" => AnyStrategy::Threading(Threading::new()),
+                _ => AnyStrategy::ThreadPool(ThreadPool::new(16)),
             };
-            let mut v = v;
+            let mut v = measure(ServerBuilder::new().strategy(chosen), runs, c)?;
             v["strategy"] = json!(strategy);
             v["load"] = json!(load);
             v["clients"] = json!(c);

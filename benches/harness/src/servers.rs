@@ -93,12 +93,9 @@ macro_rules! serve_strategy {
     }};
 }
 
-fn run<T, H, S>(server: socketserver::Server<T, H, S>) -> io::Result<()>
-where
-    T: socketserver::transport::Transport,
-    H: socketserver::Handles<T::Request>,
-    S: socketserver::Execute<T::Request, H>,
-{
+fn run<T: socketserver::Transport, H, S: socketserver::Strategy>(
+    server: socketserver::Server<T, H, S>,
+) -> io::Result<()> {
     announce(server.server_address());
     server.serve_forever()
 }
@@ -106,11 +103,11 @@ where
 /// `serve-crate`: the crate's echo server with the chosen strategy.
 pub fn serve_crate(addr: &str, o: &CrateOpts) -> io::Result<()> {
     if o.udp {
-        return serve_strategy!(o, |b: ServerBuilder<_>| b.udp(addr, echo_datagram));
+        return serve_strategy!(o, |b: ServerBuilder<_>| b.bind_udp(addr, echo_datagram));
     }
     match o.handler.as_str() {
-        "copy" => serve_strategy!(o, |b: ServerBuilder<_>| b.tcp(addr, echo_copy)),
-        "loop" => serve_strategy!(o, |b: ServerBuilder<_>| b.tcp(addr, echo_loop)),
+        "copy" => serve_strategy!(o, |b: ServerBuilder<_>| b.bind_tcp(addr, echo_copy)),
+        "loop" => serve_strategy!(o, |b: ServerBuilder<_>| b.bind_tcp(addr, echo_loop)),
         other => Err(io::Error::other(format!("unknown handler {other}"))),
     }
 }

@@ -1,4 +1,5 @@
-//! Stopping the loop: the shutdown state machine and [`ServerHandle`].
+//! Stopping the loop: the shutdown state machine ([`Lifecycle`]) and
+//! [`ServerHandle`].
 //!
 //! Python's `shutdown()` sets a flag that the loop notices at its next
 //! `select(poll_interval)` (up to 0.5 s later), blocks until the loop has
@@ -16,7 +17,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::drain::Tracker;
+use crate::inflight::InFlight;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -30,19 +31,23 @@ enum State {
     Stopped,
 }
 
+/// Whether `serve_forever` runs, was asked to stop, or is closed.
 #[derive(Debug)]
-pub(crate) struct Control {
+pub(crate) struct Lifecycle {
+    /// The running loop must return.
     stop: AtomicBool,
-    draining: AtomicBool,
+    /// A shutdown was requested and no `serve_forever` has started since:
+    /// what handlers see as `is_shutting_down`.
+    shutting_down: AtomicBool,
     state: Mutex<State>,
-    waker: mio::Waker,
+    waker: Arc<mio::Waker>,
 }
 
-impl Control {
-    pub(crate) fn new(waker: mio::Waker) -> Control {
-        Control {
+impl Lifecycle {
+    pub(crate) fn new(waker: Arc<mio::Waker>) -> Lifecycle {
+        Lifecycle {
             stop: AtomicBool::new(false),
-            draining: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
             state: Mutex::new(State::Idle),
             waker,
         }
@@ -54,7 +59,7 @@ impl Control {
 
     /// Asks the loop to stop; never blocks.
     pub(crate) fn request_stop(&self) {
-        self.draining.store(true, Ordering::SeqCst);
+        self.shutting_down.store(true, Ordering::SeqCst);
         let mut state = self.state();
         match *state {
             State::Idle => *state = State::Pending,
@@ -84,7 +89,7 @@ impl Control {
         }
         *state = State::Running;
         self.stop.store(false, Ordering::SeqCst);
-        self.draining.store(false, Ordering::SeqCst);
+        self.shutting_down.store(false, Ordering::SeqCst);
         true
     }
 
@@ -101,8 +106,8 @@ impl Control {
         self.stop.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
     }
 
     pub(crate) fn wake(&self) {
@@ -122,7 +127,7 @@ impl Control {
 /// ```
 /// use socketserver::{StreamRequest, TcpServer};
 /// # fn main() -> std::io::Result<()> {
-/// let server = TcpServer::<_>::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
+/// let server = TcpServer::bind("127.0.0.1:0", |_req: &mut StreamRequest| Ok(()))?;
 /// let handle = server.handle();
 /// handle.shutdown(); // before serve_forever: it returns at once
 /// server.serve_forever()?;
@@ -131,8 +136,8 @@ impl Control {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
-    pub(crate) control: Arc<Control>,
-    pub(crate) tracker: Arc<Tracker>,
+    pub(crate) lifecycle: Arc<Lifecycle>,
+    pub(crate) in_flight: Arc<InFlight>,
 }
 
 impl ServerHandle {
@@ -146,18 +151,27 @@ impl ServerHandle {
     /// `serve_forever` returns at once; called after it has returned, it does
     /// nothing. Safe to call from inside a handler, any number of times.
     pub fn shutdown(&self) {
-        self.control.request_stop();
+        self.lifecycle.request_stop();
     }
 
     /// True once shutdown has been requested (and while closing), so
     /// long-lived handlers (a chat, an upload) can end politely.
     pub fn is_shutting_down(&self) -> bool {
-        self.control.is_draining()
+        self.lifecycle.is_shutting_down()
     }
 
     /// How many requests are in flight right now (connections being
     /// handled, datagrams being handled, forked children alive).
     pub fn active_connections(&self) -> usize {
-        self.tracker.live()
+        self.in_flight.live()
+    }
+
+    /// Stops `serve_forever` like [`shutdown`](Self::shutdown), and makes a
+    /// drain in progress (or the next one) cut every connection and signal
+    /// every child at once instead of waiting for its deadline: the second
+    /// Ctrl-C.
+    pub fn abort(&self) {
+        self.lifecycle.request_stop();
+        self.in_flight.abort();
     }
 }
