@@ -205,3 +205,4 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> (ExitStatus, Vec<
     };
     (status, t_out.join().unwrap(), t_err.join().unwrap())
 }
+pub mod servers;
