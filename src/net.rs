@@ -9,9 +9,7 @@
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
-#[cfg(unix)]
 use std::os::unix::net::{UnixDatagram, UnixStream};
-#[cfg(unix)]
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,7 +35,6 @@ pub enum Addr {
     Inet(SocketAddr),
     /// A Unix socket path; `None` for an unnamed socket (a client that did
     /// not `bind`, which is the usual case for stream clients).
-    #[cfg(unix)]
     Unix(Option<PathBuf>),
 }
 
@@ -46,7 +43,6 @@ impl Addr {
     pub fn as_inet(&self) -> Option<SocketAddr> {
         match self {
             Addr::Inet(a) => Some(*a),
-            #[cfg(unix)]
             Addr::Unix(_) => None,
         }
     }
@@ -73,7 +69,6 @@ impl Addr {
     }
 
     /// The Unix socket path, if this is a named Unix address.
-    #[cfg(unix)]
     pub fn as_path(&self) -> Option<&std::path::Path> {
         match self {
             Addr::Unix(Some(p)) => Some(p),
@@ -81,7 +76,6 @@ impl Addr {
         }
     }
 
-    #[cfg(unix)]
     pub(crate) fn from_unix(addr: &std::os::unix::net::SocketAddr) -> Addr {
         Addr::Unix(addr.as_pathname().map(PathBuf::from))
     }
@@ -91,9 +85,7 @@ impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Addr::Inet(a) => a.fmt(f),
-            #[cfg(unix)]
             Addr::Unix(Some(p)) => p.display().fmt(f),
-            #[cfg(unix)]
             Addr::Unix(None) => f.write_str("(unnamed unix socket)"),
         }
     }
@@ -116,7 +108,6 @@ pub enum Stream {
     /// A TCP connection.
     Tcp(TcpStream),
     /// A Unix stream connection.
-    #[cfg(unix)]
     Unix(UnixStream),
 }
 
@@ -124,7 +115,6 @@ macro_rules! each {
     ($self:expr, $s:ident => $e:expr) => {
         match $self {
             Stream::Tcp($s) => $e,
-            #[cfg(unix)]
             Stream::Unix($s) => $e,
         }
     };
@@ -135,7 +125,6 @@ impl Stream {
     pub fn peer_addr(&self) -> io::Result<Addr> {
         match self {
             Stream::Tcp(s) => s.peer_addr().map(Addr::Inet),
-            #[cfg(unix)]
             Stream::Unix(s) => s.peer_addr().map(|a| Addr::from_unix(&a)),
         }
     }
@@ -144,7 +133,6 @@ impl Stream {
     pub fn local_addr(&self) -> io::Result<Addr> {
         match self {
             Stream::Tcp(s) => s.local_addr().map(Addr::Inet),
-            #[cfg(unix)]
             Stream::Unix(s) => s.local_addr().map(|a| Addr::from_unix(&a)),
         }
     }
@@ -180,7 +168,6 @@ impl Stream {
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_nodelay(nodelay),
-            #[cfg(unix)]
             Stream::Unix(_) => Ok(()),
         }
     }
@@ -189,13 +176,11 @@ impl Stream {
     pub fn as_tcp(&self) -> Option<&TcpStream> {
         match self {
             Stream::Tcp(s) => Some(s),
-            #[cfg(unix)]
             Stream::Unix(_) => None,
         }
     }
 
     /// The Unix stream inside, if this is one.
-    #[cfg(unix)]
     pub fn as_unix(&self) -> Option<&UnixStream> {
         match self {
             Stream::Unix(s) => Some(s),
@@ -207,7 +192,6 @@ impl Stream {
     pub fn try_clone(&self) -> io::Result<Stream> {
         match self {
             Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
-            #[cfg(unix)]
             Stream::Unix(s) => s.try_clone().map(Stream::Unix),
         }
     }
@@ -249,14 +233,12 @@ impl Write for Stream {
     }
 }
 
-#[cfg(unix)]
 impl std::os::fd::AsRawFd for Stream {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         each!(self, s => s.as_raw_fd())
     }
 }
 
-#[cfg(unix)]
 impl std::os::fd::AsFd for Stream {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         each!(self, s => s.as_fd())
@@ -273,7 +255,6 @@ pub enum DatagramSocket {
     /// A UDP socket.
     Udp(UdpSocket),
     /// A Unix datagram socket.
-    #[cfg(unix)]
     Unix(UnixDatagram),
 }
 
@@ -286,14 +267,11 @@ impl DatagramSocket {
     pub fn send_to(&self, buf: &[u8], addr: &Addr) -> io::Result<usize> {
         match (self, addr) {
             (DatagramSocket::Udp(s), Addr::Inet(a)) => s.send_to(buf, a),
-            #[cfg(unix)]
             (DatagramSocket::Unix(s), Addr::Unix(Some(p))) => s.send_to(buf, p),
-            #[cfg(unix)]
             (DatagramSocket::Unix(_), Addr::Unix(None)) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "the peer is an unnamed unix socket and cannot be sent to",
             )),
-            #[cfg(unix)]
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("address {addr} does not match the socket's family"),
@@ -305,7 +283,6 @@ impl DatagramSocket {
     pub fn local_addr(&self) -> io::Result<Addr> {
         match self {
             DatagramSocket::Udp(s) => s.local_addr().map(Addr::Inet),
-            #[cfg(unix)]
             DatagramSocket::Unix(s) => s.local_addr().map(|a| Addr::from_unix(&a)),
         }
     }
@@ -314,13 +291,11 @@ impl DatagramSocket {
     pub fn as_udp(&self) -> Option<&UdpSocket> {
         match self {
             DatagramSocket::Udp(s) => Some(s),
-            #[cfg(unix)]
             DatagramSocket::Unix(_) => None,
         }
     }
 }
 
-#[cfg(unix)]
 impl std::os::fd::AsFd for DatagramSocket {
     fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         match self {
@@ -330,7 +305,6 @@ impl std::os::fd::AsFd for DatagramSocket {
     }
 }
 
-#[cfg(unix)]
 impl std::os::fd::AsRawFd for DatagramSocket {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsFd;

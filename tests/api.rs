@@ -268,3 +268,42 @@ fn a_handler_error_with_no_logger_is_printed_on_stderr() {
         "{stderr}"
     );
 }
+
+/// `quiet_panics(true)` routes a caught panic to `handle_error` only: std's
+/// panic message is not printed first (it is without the option).
+#[test]
+fn quiet_panics_reports_a_panic_once() {
+    const NAME: &str = "quiet_panics_reports_a_panic_once";
+    if let Some(quiet) = std::env::var_os("SOCKETSERVER_TEST_CHILD") {
+        let server = ServerBuilder::new()
+            .quiet_panics(quiet == "quiet")
+            .bind_tcp("127.0.0.1:0", |_req: &mut StreamRequest| {
+                panic!("the handler panicked")
+            })
+            .unwrap();
+        let _c = TcpStream::connect(server.server_address().as_inet().unwrap()).unwrap();
+        server.handle_request().unwrap();
+        return;
+    }
+    for (mode, hook_output) in [("quiet", false), ("loud", true)] {
+        let (status, _, stderr) = support::run_with_timeout(
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+                .env("SOCKETSERVER_TEST_CHILD", mode)
+                .env("RUST_BACKTRACE", "0"),
+            LIMIT,
+        );
+        let stderr = String::from_utf8_lossy(&stderr);
+        assert!(status.success(), "{stderr}");
+        assert_eq!(
+            stderr.contains("panicked at"),
+            hook_output,
+            "{mode}: {stderr}"
+        );
+        assert!(
+            stderr.contains("error while handling a request from")
+                && stderr.contains("the handler panicked"),
+            "{mode}: {stderr}"
+        );
+    }
+}
