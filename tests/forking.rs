@@ -20,7 +20,9 @@ use socketserver::{
     StreamHandler, StreamRequest,
 };
 
-const LIMIT: Duration = Duration::from_secs(30);
+mod support;
+
+use support::LIMIT;
 const TEST_STR: &[u8] = b"hello world\n";
 
 #[derive(Clone)]
@@ -51,20 +53,6 @@ fn assert_foreign_child_untouched(mut child: std::process::Child) {
         .wait()
         .expect("the foreign child was reaped by the server");
     assert_eq!(status.code(), Some(72));
-}
-
-/// Waits (bounded) for the server to reap every child; returns whether it did.
-fn children_reaped<T: socketserver::Transport, H>(
-    server: &socketserver::Server<T, H, Forking>,
-) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < LIMIT {
-        if server.strategy().active_children().is_empty() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    false
 }
 
 fn stream_echo(addr: &Addr, serve_one: &dyn Fn()) {
@@ -184,7 +172,9 @@ fn serve_forever_reaps_promptly_and_shuts_down() {
     std::thread::scope(|s| {
         let t = s.spawn(|| server.serve_forever());
         stream_echo(&addr, &|| {});
-        assert!(children_reaped(&server), "child left unreaped (zombie)");
+        support::eventually(LIMIT, "every child reaped (no zombie)", || {
+            server.strategy().active_children().is_empty()
+        });
         server.shutdown();
         t.join().unwrap().unwrap();
     });

@@ -31,7 +31,8 @@ use crate::sys::{self, Forked};
 ///   `handle_error` for their own errors in the child (so what
 ///   `handle_error` records there stays in the child). A child killed by a
 ///   signal (`abort()`, a segfault, `SIGKILL`) is reported to the *parent's*
-///   `handle_error` as [`ChildKilled`], and logged.
+///   `handle_error` as [`ChildKilled`], and logged; `SIGTERM`, which the
+///   drain sends, is not reported.
 /// - Closing the server waits for the children, then sends `SIGTERM` to
 ///   those still running at the [`drain_timeout`](crate::ServerBuilder::drain_timeout).
 ///   The child resets `SIGTERM` to its default action and ignores `SIGINT`
@@ -112,7 +113,8 @@ impl StrategyImpl for Forking {
         self.lock().retain(|child| match sys::try_reap(child.pid) {
             Ok(None) => true,
             Ok(Some(status)) => {
-                if let Some(signal) = sys::killed_by(status) {
+                // SIGTERM is how a drain ends a child: not a failure.
+                if let Some(signal) = sys::killed_by(status).filter(|&s| s != libc::SIGTERM) {
                     killed.push((child.peer.clone(), child.pid, signal));
                 }
                 false
