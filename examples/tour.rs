@@ -16,10 +16,10 @@
 #![allow(clippy::duplicate_mod)]
 
 #[allow(dead_code, unused_imports, unused_macros)]
-#[path = "chat_client.rs"]
+#[path = "chat_client/main.rs"]
 mod chat_client;
 #[allow(dead_code, unused_imports, unused_macros)]
-#[path = "chat_server.rs"]
+#[path = "chat_server/main.rs"]
 mod chat_server;
 #[allow(dead_code, unused_imports, unused_macros)]
 #[path = "cmd_client.rs"]
@@ -256,11 +256,13 @@ fn main() -> Step {
             ..Default::default()
         })?,
     )?;
-    let room = chat_server::handler(chat_server::ChatConfig::default());
+    let chat_cfg = chat_server::ChatConfig::default();
+    let interval = chat_cfg.service_interval();
+    let room = chat_server::handler(chat_cfg)?;
     let chat = ServerBuilder::new()
         .strategy(Threading::new())
         .max_packet_size(chat_server::RECV_BUFFER)
-        .service_interval(room.config().service_interval())
+        .service_interval(interval)
         .bind_udp("127.0.0.1:0", room)?;
 
     println!("socketserver tour: four servers in one process, ports picked by the OS");

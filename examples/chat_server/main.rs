@@ -1,0 +1,325 @@
+//! A UDP chat room: the lesson's 聊天室, made a real room.
+//!
+//! The lesson's server waited for three datagrams, then sent its operator's
+//! line to those three addresses. Here every datagram is handled as it
+//! arrives, in three steps ([`handle`](ChatHandler)):
+//!
+//! 1. **receive a datagram** and tell what it is ([`receive`]);
+//! 2. **look up or admit the member** it comes from ([`join`], [`plain`]);
+//! 3. **broadcast**: send what the room says to every member ([`broadcast`]).
+//!
+//! Members are named `guest-7` until `/nick NAME`; `/who`, `/quit`,
+//! `/help` and `/ping` (answered `/pong`) are commands; everything else is
+//! said to everyone as `[name] text`, the sender's copy last.
+//!
+//! UDP source addresses can be forged, so admission takes a handshake that
+//! `chat_client` does for its user:
+//!
+//! ```text
+//! client: /hello + spaces (64 bytes)   server: /cookie C       (cookie.rs)
+//! client: /join C                      server: /welcome S guest-7
+//! client: #S hello everyone            everyone: [guest-7] hello everyone
+//! ```
+//!
+//! The lesson's Python client cannot echo a cookie: what it sends comes back
+//! to it unchanged and reaches nobody else, unless the server runs with
+//! `--lesson` (loopback only), where plain text makes a member.
+//! The hardening lives beside this file, each module named for what it
+//! guards: `cookie.rs` (the Internet: anti-amplification), `secret.rs`
+//! (a member's identity), `flood.rs` (rate per source IP), `names.rs`
+//! (what members read), `room.rs` (the room and its commands).
+//!
+//! ```text
+//! cargo run --example chat_server -- --addr 127.0.0.1:9527
+//! cargo run --example chat_client -- --addr 127.0.0.1:9527 --name alice
+//! ```
+
+#[path = "../common/mod.rs"]
+mod common;
+mod cookie;
+mod flood;
+mod names;
+mod room;
+mod secret;
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use socketserver::{
+    Addr, DatagramHandler, DatagramRequest, DatagramSocket, HandlerError, HandlerResult, Server,
+    Strategy, Transport, TruncatedDatagram,
+};
+
+use cookie::Allowance;
+pub use room::{CLIENT_BUFFER, CLOSING, ChatConfig};
+use room::{Key, Outbox, Room, To};
+use secret::Secret;
+
+/// The server's receive buffer: larger than [`CLIENT_BUFFER`] so that a
+/// too-long message is seen whole and refused with its length.
+pub const RECV_BUFFER: usize = 4096;
+
+/// The chat room's handler: cheap to clone (the room is shared).
+#[derive(Clone)]
+pub struct ChatHandler {
+    room: Arc<Mutex<Room>>,
+    socket: Arc<OnceLock<Arc<DatagramSocket>>>,
+}
+
+/// A handler for a new, empty room.
+pub fn handler(cfg: ChatConfig) -> io::Result<ChatHandler> {
+    Ok(ChatHandler {
+        room: Arc::new(Mutex::new(Room::new(cfg)?)),
+        socket: Arc::new(OnceLock::new()),
+    })
+}
+
+impl ChatHandler {
+    /// Locks the room (never send while holding it).
+    pub fn room(&self) -> MutexGuard<'_, Room> {
+        self.room.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Tells every member the room is closing and empties it.
+    pub fn close_room(&self, socket: &DatagramSocket) -> usize {
+        let out = self.room().close();
+        let told = out.0.len();
+        broadcast(socket, out, None);
+        told
+    }
+}
+
+impl DatagramHandler for ChatHandler {
+    fn handle(&mut self, req: &mut DatagramRequest) -> HandlerResult {
+        let _ = self.socket.set(Arc::clone(req.socket()));
+        let (out, proven) = {
+            let mut room = self.room();
+            let out = receive(&mut room, &req.peer, req.data(), Instant::now());
+            (out, room.member(&Key::Udp(req.peer.clone())).is_some())
+        };
+        // The lock is released: now send.
+        let mut allowance = (!proven).then(|| Allowance::new(&req.peer, req.data().len()));
+        broadcast(req.socket(), out, allowance.as_mut());
+        Ok(())
+    }
+
+    fn handle_error(&self, peer: &Addr, error: &HandlerError) {
+        let (Some(t), Some(socket)) =
+            (error.downcast_ref::<TruncatedDatagram>(), self.socket.get())
+        else {
+            return log::error!("error while handling a datagram from {peer}: {error}");
+        };
+        let text = format!("! refused: too long (over {} bytes)", t.buffer_size);
+        let mut allowance = Allowance::new(peer, t.buffer_size);
+        broadcast(
+            socket,
+            Outbox::one(To::Udp(peer.clone()), text),
+            Some(&mut allowance),
+        );
+    }
+
+    fn service_actions(&self) {
+        if let Some(socket) = self.socket.get() {
+            let out = self.room().drop_idle(Instant::now());
+            broadcast(socket, out, None);
+        }
+    }
+}
+
+/// Step 1: what the datagram is. A `/hello` gets a cookie (and costs the
+/// server no state), `/join COOKIE` asks to be admitted, `#SECRET text` is a
+/// member speaking; anything else is plain text, the lesson's client.
+fn receive(room: &mut Room, peer: &Addr, data: &[u8], now: Instant) -> Outbox {
+    let key = Key::Udp(peer.clone());
+    let ip = peer.ip().expect("a UDP peer has an IP address");
+    if cookie::is_hello(data) {
+        if !room.flood.datagram(ip, now) {
+            return Outbox::default();
+        }
+        let cookie = room.cookies.issue(peer, now);
+        return Outbox::one(To::Udp(peer.clone()), format!("/cookie {cookie}"));
+    }
+    if let Some(cookie) = data.strip_prefix(b"/join ") {
+        return join(room, peer, cookie, now);
+    }
+    if let Some((secret, text)) = secret::split_signed(data) {
+        return match room.member(&key).map(|m| &m.secret) {
+            Some(Some(s)) if s.matches(secret) => room.say(&key, text, now),
+            Some(_) => spoofed(peer),
+            None => Outbox::one(To::Udp(peer.clone()), "* you are not in the room"),
+        };
+    }
+    plain(room, peer, data, now)
+}
+
+/// Step 2, for `chat_client`: admit the address that echoed its cookie
+/// (it has proved it receives what it is sent) and give it a secret.
+fn join(room: &mut Room, peer: &Addr, cookie: &[u8], now: Instant) -> Outbox {
+    let (key, to) = (Key::Udp(peer.clone()), To::Udp(peer.clone()));
+    let cookie = std::str::from_utf8(cookie).unwrap_or("").trim();
+    if !room.cookies.check(peer, cookie, now) {
+        log::debug!("{peer}: /join with a wrong cookie");
+        return Outbox::default();
+    }
+    if let Some(m) = room.member(&key) {
+        // Its `/welcome` was lost: the same again.
+        return match &m.secret {
+            Some(s) => Outbox::one(to, welcome(s, &m.name)),
+            None => spoofed(peer),
+        };
+    }
+    let secret = match Secret::new() {
+        Ok(s) => s,
+        Err(e) => return Outbox::one(to, format!("! server error: {e}")),
+    };
+    let ip = peer.ip().expect("a UDP peer has an IP address");
+    match room.admit(key, ip, to.clone(), Some(secret.clone()), now) {
+        Ok((name, mut out)) => {
+            out.push(&to, welcome(&secret, &name));
+            out
+        }
+        Err(refusal) => Outbox::one(to, refusal),
+    }
+}
+
+fn welcome(secret: &Secret, name: &str) -> String {
+    format!("/welcome {} {name}", secret.as_str())
+}
+
+/// Step 2, for plain text: a member admitted by `--lesson` speaking, or
+/// the lesson's client, whose own line comes back to it and to nobody else
+/// (unless `--lesson` makes it a member).
+fn plain(room: &mut Room, peer: &Addr, data: &[u8], now: Instant) -> Outbox {
+    let (key, to) = (Key::Udp(peer.clone()), To::Udp(peer.clone()));
+    match room.member(&key) {
+        Some(m) if m.secret.is_some() => return spoofed(peer),
+        Some(_) => return room.say(&key, data, now),
+        None => {}
+    }
+    let ip = peer.ip().expect("a UDP peer has an IP address");
+    let text = std::str::from_utf8(data).map_err(|_| "! refused: not valid UTF-8".to_string());
+    if !room.cfg.lesson {
+        if !room.flood.datagram(ip, now) {
+            return Outbox::default();
+        }
+        return Outbox::one(to, String::from_utf8_lossy(data));
+    }
+    if let Err(refusal) = text.and_then(names::clean) {
+        return Outbox::one(to, refusal); // bad input never makes a member
+    }
+    match room.admit(key.clone(), ip, to.clone(), None, now) {
+        Ok((_, mut out)) => {
+            out.0.extend(room.say(&key, data, now).0);
+            out
+        }
+        Err(refusal) => Outbox::one(to, refusal),
+    }
+}
+
+/// A datagram from a member's address without the member's secret: a
+/// forged source. Nothing is done and nothing is sent.
+fn spoofed(peer: &Addr) -> Outbox {
+    log::debug!("{peer}: datagram without the member's secret, dropped");
+    Outbox::default()
+}
+
+/// Step 3: send what the room said, the lock released. An address that
+/// has not proved it receives gets at most 3 times what it sent.
+fn broadcast(socket: &DatagramSocket, out: Outbox, mut allowance: Option<&mut Allowance>) {
+    for (to, text) in out.0 {
+        match to {
+            To::Udp(addr) => {
+                if allowance
+                    .as_mut()
+                    .is_none_or(|a| a.permits(&addr, text.len()))
+                    && let Err(e) = socket.send_to(text.as_bytes(), &addr)
+                {
+                    log::warn!("send to {addr} failed: {e}");
+                }
+            }
+            To::Web(tx) => {
+                let _ = tx.send(text);
+            }
+        }
+    }
+}
+
+/// Chat server options.
+#[derive(Debug, Parser)]
+#[command(about = "A UDP chat room (the lesson's 聊天室)")]
+struct Cli {
+    /// Address to listen on (UDP); port 0 lets the OS pick.
+    #[arg(long, default_value = "127.0.0.1:9527")]
+    addr: String,
+    /// Plain text (the lesson's client) makes a member; loopback only.
+    #[arg(long)]
+    lesson: bool,
+    /// Seconds of silence after which a member is dropped.
+    #[arg(long, default_value_t = 300.0)]
+    idle_timeout: f64,
+    /// Most members at once.
+    #[arg(long, default_value_t = 100)]
+    max_members: usize,
+    /// Most members from one source IP.
+    #[arg(long, default_value_t = 4)]
+    max_members_per_ip: usize,
+    /// Datagrams per second one source IP may send, on average.
+    #[arg(long, default_value_t = 5.0)]
+    rate: f64,
+    /// Datagrams one source IP may send in a burst.
+    #[arg(long, default_value_t = 10.0)]
+    burst: f64,
+    #[command(flatten)]
+    serve: common::ServeArgs,
+}
+
+/// Serves until SIGINT/SIGTERM, tells the room it is closing, drains.
+pub fn serve_room<T: Transport, S: Strategy>(server: Server<T, ChatHandler, S>) -> io::Result<()> {
+    let socket = Arc::clone(server.socket().expect("a datagram server has a socket"));
+    let _ = server.handler().socket.set(Arc::clone(&socket));
+    common::serve_with(server, |server| {
+        let told = server.handler().close_room(&socket);
+        eprintln!("room closing: {told} members told");
+    })
+}
+
+fn run(cli: Cli) -> io::Result<()> {
+    if cli.serve.strategy == common::StrategyArg::Forking {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--strategy forking is not supported: the room lives in this process's memory",
+        ));
+    }
+    let cfg = ChatConfig {
+        idle_timeout: Duration::from_secs_f64(cli.idle_timeout.max(0.01)),
+        max_members: cli.max_members,
+        max_members_per_ip: cli.max_members_per_ip,
+        rate: cli.rate.max(0.001),
+        burst: cli.burst.max(1.0),
+        lesson: cli.lesson,
+    };
+    let interval = cfg.service_interval();
+    let builder = cli
+        .serve
+        .builder()
+        .max_packet_size(RECV_BUFFER)
+        .service_interval(interval);
+    let server = builder.bind_udp(cli.addr.as_str(), handler(cfg)?)?;
+    if cli.lesson && !server.server_address().is_loopback() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--lesson admits members without a cookie: only on a loopback address",
+        ));
+    }
+    serve_room(server)
+}
+
+fn main() {
+    common::init_logging();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("chat_server: {e}");
+        std::process::exit(2);
+    }
+}
