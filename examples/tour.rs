@@ -189,7 +189,7 @@ fn chat_step(addr: SocketAddr) -> Step {
         let c = chat_client::ChatClient::connect(&addr.to_string(), Some(name))?;
         // The rename is confirmed to the member itself.
         let first = c.recv(WAIT)?.ok_or("no answer from the chat server")?;
-        println!("   {name} joins: {first:?}");
+        println!("   {name} joins (cookie echoed, lines signed): {first:?}");
         members.push(c);
     }
     let lines = ["hi all", "hello alice", "hey both"];

@@ -1,17 +1,25 @@
-//! The UDP chat room (`examples/chat_server.rs`, `examples/chat_client.rs`)
-//! on the real binaries: delivery to every member exactly once, the
-//! commands, idle drops, refusals that reach only the sender, the lesson's
-//! Python client, the three thread strategies, and the closing notice.
+//! The UDP chat room (`examples/chat_server/`, `examples/chat_client/`) on
+//! the real binaries: delivery to every member exactly once, the commands,
+//! idle drops, refusals that reach only the sender, the lesson's Python
+//! client, the three thread strategies, the closing notice, and what the
+//! room guards against (forged sources, floods, deceptive text).
 //!
 //! Every wait is bounded and waits on an event (a datagram, a line, an
 //! exit). "Nobody else got it" is shown by a later sentinel message that
-//! does arrive, with nothing refused before it.
+//! does arrive, with nothing refused before it. Each member sends from its
+//! own loopback address (127.0.x.y) unless a test wants a shared one: the
+//! room's limits are per source IP.
+//!
+//! A forged source is simulated by sending from the victim's own socket:
+//! the server sees exactly what a spoofed datagram shows it (the victim's
+//! address), and the test sees every byte the victim would receive.
 
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -21,27 +29,80 @@ const LIMIT: Duration = Duration::from_secs(10);
 /// After the sentinel: how long to keep listening for stray duplicates.
 const AFTERWARDS: Duration = Duration::from_millis(300);
 
-/// A chat member made of a plain UDP socket.
+/// A loopback address no other member of this test run uses.
+fn fresh_ip() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("127.0.{}.{}", 1 + n / 250, 1 + n % 250)
+}
+
+/// A chat member made of a plain UDP socket, doing the handshake by hand.
 struct Peer {
     sock: UdpSocket,
     server: String,
+    /// `guest-N`, from `/welcome` (empty if not joined).
+    name: String,
+    secret: String,
 }
 
 impl Peer {
+    /// A member, from a fresh loopback address.
     fn new(server: &ServerProcess) -> Peer {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Peer::at(server, &fresh_ip())
+    }
+
+    /// A member from `ip`.
+    fn at(server: &ServerProcess, ip: &str) -> Peer {
+        let mut p = Peer::raw_at(server, ip);
+        if let Err(got) = p.join(LIMIT) {
+            panic!("{ip}: could not join: {got:?}");
+        }
+        p
+    }
+
+    /// A socket that has not joined (the lesson's client, or a forger).
+    fn raw(server: &ServerProcess) -> Peer {
+        Peer::raw_at(server, &fresh_ip())
+    }
+
+    fn raw_at(server: &ServerProcess, ip: &str) -> Peer {
         Peer {
-            sock,
+            sock: UdpSocket::bind(format!("{ip}:0")).unwrap(),
             server: server.addr.clone(),
+            name: String::new(),
+            secret: String::new(),
         }
     }
 
-    /// The name the room gives it before `/nick`.
+    /// `/hello` (padded), `/join COOKIE`, `/welcome SECRET NAME`. On
+    /// failure, what came instead within `wait`.
+    fn join(&mut self, wait: Duration) -> Result<(), Vec<String>> {
+        self.send_raw(format!("{:<64}", "/hello"));
+        let got = self.within(wait, |m| m.starts_with("/cookie "));
+        let Some(cookie) = got.last().and_then(|m| m.strip_prefix("/cookie ")) else {
+            return Err(got);
+        };
+        self.send_raw(format!("/join {cookie}"));
+        let got = self.within(wait, |m| m.starts_with("/welcome ") || m.starts_with('!'));
+        let Some(w) = got.last().and_then(|m| m.strip_prefix("/welcome ")) else {
+            return Err(got);
+        };
+        let (secret, name) = w.split_once(' ').unwrap();
+        (self.secret, self.name) = (secret.to_string(), name.to_string());
+        Ok(())
+    }
+
     fn addr(&self) -> String {
         self.sock.local_addr().unwrap().to_string()
     }
 
-    fn send(&self, data: impl AsRef<[u8]>) {
+    /// Sends `text` signed with the member's secret.
+    fn send(&self, text: impl AsRef<str>) {
+        self.send_raw(format!("#{} {}", self.secret, text.as_ref()));
+    }
+
+    /// Sends bytes as they are: no secret.
+    fn send_raw(&self, data: impl AsRef<[u8]>) {
         self.sock
             .send_to(data.as_ref(), self.server.as_str())
             .unwrap();
@@ -70,24 +131,33 @@ impl Peer {
         }
     }
 
-    /// Everything received up to and including the first datagram `pred`
-    /// accepts; panics (showing what came) if none does within [`LIMIT`].
-    fn until(&self, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    /// Everything received within `wait`, up to and including the first
+    /// datagram `pred` accepts.
+    fn within(&self, wait: Duration, pred: impl Fn(&str) -> bool) -> Vec<String> {
         let start = Instant::now();
         let mut got = Vec::new();
-        while let Some(left) = LIMIT.checked_sub(start.elapsed()) {
+        while let Some(left) = wait.checked_sub(start.elapsed()) {
             if let Some(m) = self.recv(left) {
                 let done = pred(&m);
                 got.push(m);
                 if done {
-                    return got;
+                    break;
                 }
             }
         }
-        panic!(
+        got
+    }
+
+    /// Like [`within`](Self::within) with [`LIMIT`], failing the test if
+    /// nothing matches.
+    fn until(&self, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        let got = self.within(LIMIT, &pred);
+        assert!(
+            got.last().is_some_and(|m| pred(m)),
             "{}: nothing matched within {LIMIT:?}; got {got:?}",
             self.addr()
         );
+        got
     }
 
     /// Waits for exactly `text`, returning everything before it too.
@@ -98,20 +168,17 @@ impl Peer {
     /// Whatever else arrives within [`AFTERWARDS`].
     fn rest(&self) -> Vec<String> {
         let mut got = Vec::new();
-        for _ in 0..100 {
-            match self.recv(AFTERWARDS) {
-                Some(m) => got.push(m),
-                None => break,
-            }
+        while let Some(m) = self.recv(AFTERWARDS) {
+            got.push(m);
         }
         got
     }
 
     /// Says `text` and waits for its own copy (sent last, so everyone else
     /// has theirs by then); returns what came before it.
-    fn say(&self, name: &str, text: &str) -> Vec<String> {
+    fn say(&self, text: &str) -> Vec<String> {
         self.send(text);
-        self.until_eq(&format!("[{name}] {text}"))
+        self.until_eq(&format!("[{}] {text}", self.name))
     }
 }
 
@@ -121,15 +188,11 @@ fn start(extra: &[&str]) -> ServerProcess {
     support::start("chat_server", &args)
 }
 
-/// `n` members who have joined (with `/ping`) and heard every join notice:
-/// their sockets hold nothing more when this returns.
+/// `n` members who have joined and heard every join notice: their sockets
+/// hold nothing more when this returns.
 fn room(server: &ServerProcess, n: usize) -> Vec<Peer> {
     let peers: Vec<Peer> = (0..n).map(|_| Peer::new(server)).collect();
-    for p in &peers {
-        p.send("/ping");
-        p.until_eq("/pong");
-    }
-    let ready = format!("[{}] ready", peers[0].addr());
+    let ready = format!("[{}] ready", peers[0].name);
     peers[0].send("ready");
     for (i, p) in peers.iter().enumerate() {
         let got = p.until_eq(&ready);
@@ -149,21 +212,20 @@ fn count(msgs: &[String], text: &str) -> usize {
 fn three_clients(strategy: &str) {
     let server = start(&["--strategy", strategy, "--workers", "4"]);
     let peers = room(&server, 3);
-    let names: Vec<String> = peers.iter().map(Peer::addr).collect();
     let mut got: Vec<Vec<String>> = vec![Vec::new(); 3];
     for (i, p) in peers.iter().enumerate() {
-        got[i].extend(p.say(&names[i], &format!("hello from {i}")));
+        got[i].extend(p.say(&format!("hello from {i}")));
     }
     // Sentinel: once it arrives everywhere, all earlier messages have.
-    let end = format!("[{}] end", names[0]);
+    let end = format!("[{}] end", peers[0].name);
     peers[0].send("end");
     for (i, p) in peers.iter().enumerate() {
         got[i].extend(p.until_eq(&end));
         got[i].extend(p.rest());
     }
     for (i, msgs) in got.iter().enumerate() {
-        for (j, name) in names.iter().enumerate() {
-            let line = format!("[{name}] hello from {j}");
+        for (j, p) in peers.iter().enumerate() {
+            let line = format!("[{}] hello from {j}", p.name);
             assert_eq!(count(msgs, &line), 1, "peer {i} got {msgs:?}");
         }
         assert_eq!(count(msgs, &end), 1, "peer {i} got {msgs:?}");
@@ -209,10 +271,23 @@ fn forking_is_refused_with_a_reason() {
 }
 
 #[test]
+fn default_names_are_neutral_not_addresses() {
+    let server = start(&[]);
+    let a = Peer::new(&server);
+    let b = Peer::new(&server);
+    assert!(a.name.starts_with("guest-"), "{}", a.name);
+    let joined = a.until_eq(&format!("* {} joined", b.name));
+    let said = b.say("hi");
+    for m in joined.iter().chain(&said) {
+        assert!(!m.contains("127.0."), "an address was published: {m}");
+    }
+}
+
+#[test]
 fn nick_who_quit() {
     let server = start(&[]);
     let [a, b, c]: [Peer; 3] = room(&server, 3).try_into().ok().unwrap();
-    let (an, bn, cn) = (a.addr(), b.addr(), c.addr());
+    let (an, bn, cn) = (&a.name, &b.name, &c.name);
 
     // A new name is announced to everyone, the asker included.
     a.send("/nick alice");
@@ -220,7 +295,8 @@ fn nick_who_quit() {
     for p in [&a, &b, &c] {
         p.until_eq(&renamed);
     }
-    a.say("alice", "I am alice now");
+    a.send("I am alice now");
+    a.until_eq("[alice] I am alice now");
 
     // Taken (case-insensitively) and invalid names are refused to the asker.
     b.send("/nick ALICE");
@@ -229,6 +305,8 @@ fn nick_who_quit() {
     b.until(|m| m.starts_with("! refused: \"no spaces!\" is not a valid name"));
     b.send(format!("/nick {}", "x".repeat(21)));
     b.until(|m| m.starts_with("! refused:") && m.contains("not a valid name"));
+    b.send("/nick guest-1");
+    b.until(|m| m.starts_with("! refused: \"guest-1\" is not a valid name"));
     b.send("/nick bob");
     let bob = format!("* {bn} is now known as bob");
     for p in [&a, &b, &c] {
@@ -253,14 +331,14 @@ fn nick_who_quit() {
 
     // A message said now reaches alice and c but not bob. Sender last:
     // when alice sees her copy, bob's would already have been sent.
-    let after = a.say("alice", "after the quit");
+    a.send("after the quit");
+    let after = a.until_eq("[alice] after the quit");
     c.until_eq("[alice] after the quit");
     let stray: Vec<String> = b.rest();
     assert!(
         stray.is_empty(),
         "bob left but got {stray:?} (and {after:?})"
     );
-    // Nobody else saw b's, c's, or others' refusals.
     let a_rest = a.rest();
     assert!(
         !a_rest.iter().any(|m| m.starts_with('!')),
@@ -269,16 +347,34 @@ fn nick_who_quit() {
 }
 
 #[test]
+fn a_freed_nick_is_held_for_the_address_that_had_it() {
+    let server = start(&[]);
+    let ip = fresh_ip();
+    let alice = Peer::at(&server, &ip);
+    let mallory = Peer::new(&server);
+    alice.send("/nick alice");
+    alice.until(|m| m.ends_with(" is now known as alice"));
+    alice.send("/quit");
+    alice.until_eq("* goodbye, alice");
+    // Someone else cannot take it at once...
+    mallory.send("/nick alice");
+    mallory.until_eq("! refused: the name alice was in use moments ago");
+    // ...but alice, back from the same address (a new port), can.
+    let back = Peer::at(&server, &ip);
+    back.send("/nick alice");
+    back.until_eq(&format!("* {} is now known as alice", back.name));
+}
+
+#[test]
 fn idle_member_is_dropped_and_announced() {
     let server = start(&["--idle-timeout", "1"]);
     let (quiet, lively) = (Peer::new(&server), Peer::new(&server));
-    let (qn, ln) = (quiet.addr(), lively.addr());
-    quiet.say(&qn, "hello");
-    lively.say(&ln, "hello");
+    quiet.say("hello");
+    lively.say("hello");
     let joined_at = Instant::now();
 
     // `lively` keeps pinging (a keepalive); `quiet` says nothing.
-    let dropped = format!("* {qn} was dropped (silent for over 1s)");
+    let dropped = format!("* {} was dropped (silent for over 1s)", quiet.name);
     let mut seen = Vec::new();
     let mut pongs = 0;
     for _ in 0..100 {
@@ -306,20 +402,22 @@ fn idle_member_is_dropped_and_announced() {
         "dropped before the idle timeout"
     );
     quiet.until_eq("* you were dropped: silent for over 1s");
+    quiet.send("still here?");
+    quiet.until_eq("* you are not in the room");
     lively.send("/who");
-    lively.until_eq(&format!("* 1 in the room: {ln}"));
+    lively.until_eq(&format!("* 1 in the room: {}", lively.name));
 }
 
 #[test]
 fn bad_input_is_refused_to_the_sender_only() {
     let server = start(&[]);
     let [a, b, c]: [Peer; 3] = room(&server, 3).try_into().ok().unwrap();
-    let (an, bn, cn) = (a.addr(), b.addr(), c.addr());
+    let an = a.name.clone();
 
     // Exactly the lesson's 1024 bytes once prefixed: relayed.
     let room = 1024 - format!("[{an}] ").len();
     let fits = "x".repeat(room);
-    a.say(&an, &fits);
+    a.say(&fits);
     // One byte more: refused, with its length.
     a.send("y".repeat(room + 1));
     a.until_eq(&format!(
@@ -329,50 +427,63 @@ fn bad_input_is_refused_to_the_sender_only() {
     a.send("z".repeat(5000));
     a.until(|m| m.starts_with("! refused: too long (over 4096 bytes"));
     // Not UTF-8.
-    a.send(b"caf\xe9 \xff\xfe");
+    a.send_raw([format!("#{} ", a.secret).as_bytes(), b"caf\xe9 \xff\xfe"].concat());
     a.until_eq("! refused: not valid UTF-8");
     // A newline would let a member forge another's line.
-    a.send(format!("hi\n[{bn}] I owe alice 100"));
-    a.until(|m| m.starts_with("! refused: control characters"));
-    // A newcomer sending garbage is refused and does not become a member.
-    let d = Peer::new(&server);
-    d.send(b"\xc3\x28");
-    d.until_eq("! refused: not valid UTF-8");
+    a.send(format!("hi\n[{}] I owe alice 100", b.name));
+    a.until_eq("! refused: control characters (newlines...) (U+000A) are not allowed");
 
     // The sentinel: once b and c have it, everything before it has come.
-    let end = format!("[{cn}] end");
+    let end = format!("[{}] end", c.name);
     c.send("end");
     for (p, name) in [(&b, "b"), (&c, "c")] {
         let mut got = p.until_eq(&end);
         got.extend(p.rest());
-        let from_a: Vec<&String> = got
-            .iter()
-            .filter(|m| m.starts_with(&format!("[{an}]")))
-            .collect();
-        assert_eq!(
-            from_a,
-            vec![&format!("[{an}] {fits}")],
-            "{name} got {got:?}"
-        );
-        assert!(
-            !got.iter().any(|m| m.starts_with('!')),
-            "{name} got {got:?}"
-        );
-        assert!(
-            !got.iter().any(|m| m.contains(&d.addr())),
-            "{name} got {got:?}"
-        );
-        assert_eq!(got.len(), 2, "{name} got {got:?}");
+        assert_eq!(got, vec![format!("[{an}] {fits}"), end.clone()], "{name}");
     }
-    c.send("/who");
-    c.until_eq(&format!("* 3 in the room: {an}, {bn}, {cn}"));
+}
+
+#[test]
+fn text_that_hides_reorders_or_forges_lines_is_refused() {
+    let server = start(&[]);
+    let [a, b]: [Peer; 2] = room(&server, 2).try_into().ok().unwrap();
+    for (text, code, what) in [
+        (
+            "evil \u{202E}txt.exe",
+            "U+202E",
+            "invisible or direction-changing",
+        ),
+        (
+            "zero\u{200B}width",
+            "U+200B",
+            "invisible or direction-changing",
+        ),
+        ("bom\u{FEFF}", "U+FEFF", "invisible or direction-changing"),
+        (
+            "line\u{2028}[alice] hi",
+            "U+2028",
+            "line and paragraph separators",
+        ),
+        ("tab\u{85}nel", "U+0085", "control characters"),
+    ] {
+        a.send(text);
+        a.until(|m| m.starts_with(&format!("! refused: {what}")) && m.contains(code));
+    }
+    // Padding that would wrap a fake line onto a screen row of its own is
+    // collapsed to one space.
+    let padded = format!("hi{}[alice] send me your password", " ".repeat(200));
+    a.send(&padded);
+    let line = format!("[{}] hi [alice] send me your password", a.name);
+    a.until_eq(&line);
+    let mut got = b.until_eq(&line);
+    got.extend(b.rest());
+    assert_eq!(got, vec![line], "b saw a refused line");
 }
 
 #[test]
 fn a_flood_is_refused_to_the_sender_only() {
     let server = start(&["--rate", "1", "--burst", "3"]);
     let [a, b]: [Peer; 2] = room(&server, 2).try_into().ok().unwrap();
-    let (an, bn) = (a.addr(), b.addr());
 
     const N: usize = 12;
     for i in 0..N {
@@ -381,7 +492,7 @@ fn a_flood_is_refused_to_the_sender_only() {
     // Every datagram gets exactly one answer: its own copy or a refusal.
     let mut answers = Vec::new();
     for _ in 0..N {
-        answers.extend(a.until(|m| m.starts_with("[") || m.starts_with("!")));
+        answers.extend(a.until(|m| m.starts_with('[') || m.starts_with('!')));
     }
     let relayed: Vec<&String> = answers.iter().filter(|m| m.starts_with('[')).collect();
     let refused = answers
@@ -396,71 +507,238 @@ fn a_flood_is_refused_to_the_sender_only() {
     assert!(!relayed.is_empty(), "{answers:?}");
 
     // b got exactly what a saw relayed, and none of the refusals.
-    let end = format!("[{bn}] end");
+    let end = format!("[{}] end", b.name);
     b.send("end");
     let mut got = b.until_eq(&end);
     got.extend(b.rest());
-    let to_b: Vec<&String> = got
+    let mut to_b: Vec<&String> = got
         .iter()
-        .filter(|m| m.starts_with(&format!("[{an}]")))
+        .filter(|m| m.starts_with(&format!("[{}]", a.name)))
         .collect();
     let mut expect = relayed.clone();
     expect.sort();
-    let mut to_b_sorted = to_b.clone();
-    to_b_sorted.sort();
-    assert_eq!(to_b_sorted, expect, "b got {got:?}");
+    to_b.sort();
+    assert_eq!(to_b, expect, "b got {got:?}");
     assert!(!got.iter().any(|m| m.starts_with('!')), "b got {got:?}");
+}
+
+#[test]
+fn quit_and_rejoin_or_a_new_port_does_not_reset_the_rate_limit() {
+    // One token per 10 s after a burst of 3: nothing refills during the test.
+    let server = start(&["--rate", "0.1", "--burst", "3"]);
+    let ip = fresh_ip();
+    let first = Peer::at(&server, &ip);
+    for i in 0..3 {
+        first.say(&format!("burst {i}"));
+    }
+    first.send("one too many");
+    first.until(|m| m.starts_with("! slow down"));
+    // Leaving is never refused...
+    first.send("/quit");
+    first.until(|m| m.starts_with("* goodbye"));
+    // ...and coming back from the same IP, on a new port, finds the same
+    // empty bucket.
+    let again = Peer::at(&server, &ip);
+    again.send("fresh start?");
+    again.until(|m| m.starts_with("! slow down"));
+    // Another address has its own.
+    Peer::new(&server).say("I may speak");
+}
+
+#[test]
+fn joins_from_one_address_are_rate_limited() {
+    let server = start(&[]);
+    let watcher = Peer::new(&server);
+    let ip = fresh_ip();
+    let mut joined = 0;
+    for _ in 0..8 {
+        let mut p = Peer::raw_at(&server, &ip);
+        if p.join(Duration::from_secs(1)).is_err() {
+            break;
+        }
+        joined += 1;
+        p.send("/quit");
+        p.until(|m| m.starts_with("* goodbye"));
+    }
+    assert_eq!(joined, 5, "join/quit cycles allowed in a burst");
+    // The watcher heard exactly those five joins and leaves, no more.
+    let end = format!("[{}] end", watcher.name);
+    watcher.send("end");
+    let got = watcher.until_eq(&end);
+    assert_eq!(got.len(), 2 * joined + 1, "{got:?}");
+}
+
+#[test]
+fn members_per_address_are_capped() {
+    let server = start(&[]);
+    let ip = fresh_ip();
+    let _four: Vec<Peer> = (0..4).map(|_| Peer::at(&server, &ip)).collect();
+    let mut fifth = Peer::raw_at(&server, &ip);
+    let got = fifth.join(LIMIT).unwrap_err();
+    assert_eq!(
+        got.last().unwrap(),
+        "! refused: 4 members from your address already"
+    );
+
+    let server = start(&["--max-members-per-ip", "6"]);
+    let _five: Vec<Peer> = (0..5).map(|_| Peer::at(&server, &ip)).collect();
 }
 
 #[test]
 fn a_full_room_refuses_newcomers() {
     let server = start(&["--max-members", "2"]);
-    let (a, b, c) = (Peer::new(&server), Peer::new(&server), Peer::new(&server));
-    let (an, bn) = (a.addr(), b.addr());
-    a.say(&an, "hi");
-    b.say(&bn, "hi");
-    c.send("let me in");
-    c.until_eq("! refused: the room is full (2 members); try again later");
-    let end = format!("[{bn}] end");
+    let (a, b) = (Peer::new(&server), Peer::new(&server));
+    b.say("hi");
+    let mut c = Peer::raw(&server);
+    let got = c.join(LIMIT).unwrap_err();
+    assert_eq!(
+        got.last().unwrap(),
+        "! refused: the room is full (2 members); try again later"
+    );
+    let end = format!("[{}] end", b.name);
     b.send("end");
     let mut got = a.until_eq(&end);
     got.extend(a.rest());
-    assert!(!got.iter().any(|m| m.contains(&c.addr())), "a got {got:?}");
+    assert_eq!(got.len(), 3, "a got {got:?}"); // b's join, "hi", "end"
     // Once someone leaves there is room.
     b.send("/quit");
-    b.until_eq(&format!("* goodbye, {bn}"));
-    c.say(&c.addr(), "now?");
+    b.until(|m| m.starts_with("* goodbye"));
+    c.join(LIMIT).unwrap();
+    c.say("now?");
+}
+
+/// Bytes in and out of a forged source, and the members' view, for
+/// `attack` sent from a socket that never completes the handshake.
+fn forge(server: &ServerProcess, members: &[Peer], attack: &[Vec<u8>]) -> (usize, usize) {
+    let victim = Peer::raw(server);
+    for d in attack {
+        victim.send_raw(d);
+    }
+    // Sequential server, one socket pair: the sentinel's echo comes after
+    // every answer to the attack.
+    victim.send_raw("sentinel");
+    let got = victim.until_eq("sentinel");
+    let out: usize = got[..got.len() - 1].iter().map(String::len).sum();
+    let inn: usize = attack.iter().map(Vec::len).sum();
+    let end = format!("[{}] end", members[0].name);
+    members[0].send("end");
+    for m in members {
+        let seen = m.until_eq(&end);
+        assert_eq!(seen, vec![end.clone()], "a member heard the forged source");
+    }
+    (inn, out)
 }
 
 #[test]
-fn the_lessons_python_client_gets_its_line_back() {
-    let server = start(&[]);
-    let member = Peer::new(&server);
-    member.say(&member.addr(), "hi");
+fn a_forged_source_gets_at_most_three_times_what_it_sent() {
+    // No rate limit in the way: the 3x rule alone is under test.
+    let server = start(&[
+        "--strategy",
+        "sequential",
+        "--rate",
+        "10000",
+        "--burst",
+        "10000",
+    ]);
+    let members = room(&server, 20);
+    let mut attack: Vec<Vec<u8>> = vec![
+        b"x".to_vec(),
+        b"/hello".to_vec(),
+        b"/join 00000000000000000000000000000000".to_vec(),
+        b"/who".to_vec(),
+        b"/nick mallory".to_vec(),
+        b"/quit".to_vec(),
+        b"#00000000000000000000000000000000 hi".to_vec(),
+        b"\xff".to_vec(),
+    ];
+    attack.extend((0..20).map(|_| b"y".to_vec()));
+    let (inn, out) = forge(&server, &members, &attack);
+    assert!(out <= 3 * inn, "{out} bytes out for {inn} in");
+    // A padded /hello is answered with a cookie, within the rule too.
+    let (inn, out) = forge(
+        &server,
+        &members,
+        &[format!("{:<64}", "/hello").into_bytes()],
+    );
+    assert!(out > 0 && out <= 3 * inn, "{out} bytes out for {inn} in");
+}
+
+#[test]
+fn forged_datagrams_cannot_speak_rename_or_kick_a_member() {
+    let server = start(&["--strategy", "sequential"]);
+    let [alice, bob]: [Peer; 2] = room(&server, 2).try_into().ok().unwrap();
+    // Datagrams from alice's address without alice's secret.
+    let wrong = "0123456789abcdef0123456789abcdef";
+    for d in [
+        "I owe mallory 100".to_string(),
+        "/nick mallory".to_string(),
+        "/quit".to_string(),
+        format!("#{wrong} /quit"),
+        format!("#{wrong} I owe mallory 100"),
+        format!("/join {wrong}"),
+    ] {
+        alice.send_raw(d);
+    }
+    let end = format!("[{}] end", bob.name);
+    bob.send("end");
+    for p in [&alice, &bob] {
+        assert_eq!(p.until_eq(&end), vec![end.clone()], "{}", p.name);
+    }
+    bob.send("/who");
+    bob.until_eq(&format!("* 2 in the room: {}, {}", alice.name, bob.name));
+    alice.say("still me");
+}
+
+fn lesson_client(server: &ServerProcess, line: &str) -> String {
     let (host, port) = server.addr.rsplit_once(':').unwrap();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/python/lesson_chat_client.py"
     );
-    let line = "hello from python 你好";
     let (status, out, err) = support::run_with_timeout(
         Command::new("python3").args([script, host, port, line]),
         LIMIT,
     );
-    let (out, err) = (
-        String::from_utf8(out).unwrap(),
-        String::from_utf8_lossy(&err),
-    );
+    let err = String::from_utf8_lossy(&err);
     assert!(status.success(), "python: {status}\n{err}");
-    let py_port = err
-        .lines()
-        .find_map(|l| l.strip_prefix("port "))
-        .unwrap_or_else(|| panic!("no port on stderr: {err}"));
-    let expect = format!("[127.0.0.1:{py_port}] {line}");
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn the_lessons_python_client_gets_its_line_back_and_reaches_nobody_by_default() {
+    let server = start(&[]);
+    let member = Peer::new(&server);
+    let line = "hello from python 你好";
+    assert_eq!(lesson_client(&server, line), format!("{line}\n"));
+    let end = format!("[{}] end", member.name);
+    member.send("end");
+    assert_eq!(member.until_eq(&end), vec![end]);
+}
+
+#[test]
+fn the_lessons_python_client_is_a_member_with_lesson() {
+    let server = start(&["--lesson"]);
+    let member = Peer::new(&server);
+    let line = "hello from python 你好";
+    let out = lesson_client(&server, line);
+    let expect = "[guest-2] hello from python 你好";
     assert_eq!(out, format!("{expect}\n"));
-    // The member heard it too, after the join.
-    let got = member.until_eq(&expect);
-    assert_eq!(got, vec![format!("* 127.0.0.1:{py_port} joined"), expect]);
+    let got = member.until_eq(expect);
+    assert_eq!(
+        got,
+        vec!["* guest-2 joined".to_string(), expect.to_string()]
+    );
+}
+
+#[test]
+fn lesson_is_refused_off_loopback() {
+    let (status, _out, err) = support::run_with_timeout(
+        Command::new(support::example_bin("chat_server")).args(["--addr", "0.0.0.0:0", "--lesson"]),
+        LIMIT,
+    );
+    let err = String::from_utf8_lossy(&err);
+    assert!(!status.success());
+    assert!(err.contains("only on a loopback address"), "stderr: {err}");
 }
 
 /// A running `chat_client` with piped stdio; lines arrive on channels.
@@ -524,7 +802,7 @@ fn lines(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     rx
 }
 
-/// Lines from `rx` up to and including the first equal to `want`.
+/// Lines from `rx` up to and including the first `want` accepts.
 fn wait_line(rx: &mpsc::Receiver<String>, want: impl Fn(&str) -> bool, what: &str) -> Vec<String> {
     let start = Instant::now();
     let mut got = Vec::new();
@@ -547,8 +825,7 @@ fn wait_line(rx: &mpsc::Receiver<String>, want: impl Fn(&str) -> bool, what: &st
 fn the_chat_client_sends_receives_and_quits() {
     let server = start(&[]);
     let bob = Peer::new(&server);
-    let bn = bob.addr();
-    bob.say(&bn, "hi");
+    bob.say("hi");
 
     let mut alice = ClientProcess::start(&[
         "--addr",
@@ -558,7 +835,8 @@ fn the_chat_client_sends_receives_and_quits() {
         "--keepalive",
         "0.3",
     ]);
-    // `--name` sends /nick at start: bob hears the join, then the name.
+    // The handshake is invisible; `--name` sends /nick once in: bob hears
+    // the join, then the name.
     let got = bob.until(|m| m.ends_with(" is now known as alice"));
     assert!(got[0].ends_with(" joined"), "{got:?}");
     wait_line(
@@ -577,17 +855,12 @@ fn the_chat_client_sends_receives_and_quits() {
     );
 
     // What bob says shows on alice's screen while her input stays open.
-    bob.say(&bn, "hi alice");
-    wait_line(
-        &alice.stdout,
-        |l| l == format!("[{bn}] hi alice"),
-        "bob's line",
-    );
+    bob.say("hi alice");
+    let bobs = format!("[{}] hi alice", bob.name);
+    wait_line(&alice.stdout, |l| l == bobs, "bob's line");
 
-    // Both are members; alice's keepalive (every 0.3 s) has been pinging
-    // meanwhile, and its /pong answers are never printed (checked below).
     bob.send("/who");
-    bob.until_eq(&format!("* 2 in the room: {bn}, alice"));
+    bob.until_eq(&format!("* 2 in the room: {}, alice", bob.name));
 
     // End of input: /quit, announced to bob, and a clean exit.
     let (status, out, err) = alice.end_input();
@@ -596,8 +869,12 @@ fn the_chat_client_sends_receives_and_quits() {
         "chat_client exited {status}; stderr {err:?}"
     );
     bob.until_eq("* alice left");
-    let all: Vec<String> = out;
-    assert!(!all.iter().any(|l| l == "/pong"), "printed /pong: {all:?}");
+    for hidden in ["/pong", "/cookie", "/welcome"] {
+        assert!(
+            !out.iter().any(|l| l.starts_with(hidden)),
+            "printed {hidden}: {out:?}"
+        );
+    }
     assert!(
         !err.iter().any(|l| l.contains("no answer")),
         "complained with a live server: {err:?}"
@@ -622,14 +899,15 @@ fn the_chat_client_reports_a_silent_server_and_does_not_hang() {
         |l| l.starts_with("no answer from server, retrying"),
         "the report",
     );
-    // It really retried: at least two pings reached the silent port.
+    // It really retried: at least two (padded) hellos reached the port.
     silent.set_read_timeout(Some(LIMIT)).unwrap();
-    let mut buf = [0u8; 64];
-    let mut pings = 0;
-    while pings < 2 {
-        let (n, _) = silent.recv_from(&mut buf).expect("no ping within 10 s");
-        if &buf[..n] == b"/ping" {
-            pings += 1;
+    let mut buf = [0u8; 128];
+    let mut hellos = 0;
+    while hellos < 2 {
+        let (n, _) = silent.recv_from(&mut buf).expect("no hello within 10 s");
+        if buf[..n].starts_with(b"/hello") {
+            assert_eq!(n, 64, "the hello pays for its answer");
+            hellos += 1;
         }
     }
     let (status, _out, err) = client.end_input();
@@ -661,8 +939,7 @@ fn the_chat_client_leaves_when_the_room_closes() {
 fn ctrl_c_in_the_chat_client_quits_the_room() {
     let server = start(&[]);
     let bob = Peer::new(&server);
-    let bn = bob.addr();
-    bob.say(&bn, "hi");
+    bob.say("hi");
     let client = ClientProcess::start(&["--addr", &server.addr, "--name", "dave"]);
     wait_line(
         &client.stdout,
@@ -671,14 +948,7 @@ fn ctrl_c_in_the_chat_client_quits_the_room() {
     );
     bob.until(|m| m.ends_with(" is now known as dave"));
     let mut client = client;
-    let pid = client.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::signal(&client.child, 2);
     bob.until_eq("* dave left");
     let status = support::wait_timeout(&mut client.child, LIMIT).expect("client did not exit");
     assert!(status.success(), "exit {status}");
@@ -686,35 +956,48 @@ fn ctrl_c_in_the_chat_client_quits_the_room() {
 
 #[test]
 fn who_splits_a_long_list_to_fit_the_lessons_buffer() {
-    // 60 members named ip:port (~15 bytes each) need more than 1024 bytes.
+    // 60 members with 20-byte names need more than 1024 bytes.
     let server = start(&["--rate", "1000", "--burst", "1000"]);
     let peers = room(&server, 60);
-    peers[5].send("/who");
-    let mut names = Vec::new();
+    let names: Vec<String> = (0..60)
+        .map(|i| format!("member-{i:02}-abcdefghij"))
+        .collect();
+    for (p, n) in peers.iter().zip(&names) {
+        p.send(format!("/nick {n}"));
+    }
+    let last = format!("* {} is now known as {}", peers[59].name, names[59]);
+    // Renames arrive in any order under threading: count them.
+    let asker = &peers[5];
+    let mut renames = 0;
+    while renames < 60 {
+        let m = asker
+            .recv(LIMIT)
+            .unwrap_or_else(|| panic!("only {renames} renames; waiting for {last}"));
+        renames += usize::from(m.contains(" is now known as "));
+    }
+    asker.send("/who");
+    let mut got = Vec::new();
     let mut lines = Vec::new();
-    while names.len() < 60 {
+    while got.len() < 60 {
         // `Peer::recv` asserts that no datagram exceeds 1024 bytes.
-        let line = peers[5].recv(LIMIT).expect("the rest of /who");
+        let line = asker.recv(LIMIT).expect("the rest of /who");
         let list = if let Some(rest) = line.strip_prefix("* ...") {
             rest
         } else {
             line.strip_prefix("* 60 in the room: ")
                 .unwrap_or_else(|| panic!("not a /who line: {line}"))
         };
-        names.extend(list.split(", ").map(str::to_string));
+        got.extend(list.split(", ").map(str::to_string));
         lines.push(line);
     }
     assert!(lines.len() >= 2, "{lines:?}");
-    let expect: Vec<String> = peers.iter().map(Peer::addr).collect();
-    assert_eq!(names, expect);
+    assert_eq!(got, names);
 }
 
 #[test]
 fn the_chat_client_reclaims_its_name_after_an_idle_drop() {
     let server = start(&["--idle-timeout", "1"]);
     let bob = Peer::new(&server);
-    bob.send("/ping");
-    bob.until_eq("/pong");
     // Its keepalive (5 s) is slower than the idle timeout (1 s): dropped.
     let client =
         ClientProcess::start(&["--addr", &server.addr, "--name", "erin", "--keepalive", "5"]);
@@ -728,12 +1011,18 @@ fn the_chat_client_reclaims_its_name_after_an_idle_drop() {
             .filter(|l| l.ends_with(" is now known as erin"))
             .count();
         seen.extend(m);
-        if renames == 2 {
+        if renames >= 2 {
             break;
         }
-        let _ = bob.recv(Duration::from_millis(200)).map(|m| seen.push(m));
+        if let Some(m) = bob.recv(Duration::from_millis(200)) {
+            renames += usize::from(m.ends_with(" is now known as erin"));
+            seen.push(m);
+        }
+        if renames >= 2 {
+            break;
+        }
     }
-    // Named, dropped, then back under the same name.
+    // Named, dropped, then back under the same name (held for its address).
     let is_rename = |m: &String| m.ends_with(" is now known as erin");
     assert_eq!(renames, 2, "{seen:?}");
     let first = seen.iter().position(is_rename).unwrap();

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use socketserver::Addr;
 
-use super::secret;
+use super::room::{Key, Outbox, Room, To};
+use super::secret::{self, Secret};
 
 /// Most bytes sent to an unproven address per byte received from it.
 pub const FACTOR: usize = 3;
@@ -110,4 +111,38 @@ impl Allowance {
         self.left -= len;
         true
     }
+}
+
+/// Step 2 for `chat_client` (see `main.rs`): admit the address that echoed its cookie
+/// (it has proved it receives what it is sent) and give it a secret.
+pub fn join(room: &mut Room, peer: &Addr, cookie: &[u8], now: Instant) -> Outbox {
+    let (key, to) = (Key::Udp(peer.clone()), To::Udp(peer.clone()));
+    let cookie = std::str::from_utf8(cookie).unwrap_or("").trim();
+    if !room.cookies.check(peer, cookie, now) {
+        log::debug!("{peer}: /join with a wrong cookie");
+        return Outbox::default();
+    }
+    if let Some(m) = room.member(&key) {
+        // Its `/welcome` was lost: the same again.
+        return match &m.secret {
+            Some(s) => Outbox::one(to, welcome(s, &m.name)),
+            None => secret::spoofed(peer),
+        };
+    }
+    let secret = match Secret::new() {
+        Ok(s) => s,
+        Err(e) => return Outbox::one(to, format!("! server error: {e}")),
+    };
+    let ip = peer.ip().expect("a UDP peer has an IP address");
+    match room.admit(key, ip, to.clone(), Some(secret.clone()), now) {
+        Ok((name, mut out)) => {
+            out.push(&to, welcome(&secret, &name));
+            out
+        }
+        Err(refusal) => Outbox::one(to, refusal),
+    }
+}
+
+fn welcome(secret: &Secret, name: &str) -> String {
+    format!("/welcome {} {name}", secret.as_str())
 }

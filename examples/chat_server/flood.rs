@@ -10,10 +10,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
-/// Joins per second one IP may make, on average (one per ten seconds)...
-pub const JOIN_RATE: f64 = 0.1;
-/// ...after a burst of this many.
-pub const JOIN_BURST: f64 = 4.0;
+/// Join tokens per second one IP gets back, on average. A join costs two
+/// (its `/hello` and its `/join`): one join per ten seconds...
+pub const JOIN_RATE: f64 = 0.2;
+/// ...after a burst of five joins.
+pub const JOIN_BURST: f64 = 10.0;
 /// Most IPs whose buckets are kept; beyond it, new IPs are refused until
 /// [`Flood::sweep`] forgets full buckets.
 pub const MAX_TRACKED: usize = 65_536;
@@ -83,7 +84,7 @@ impl Flood {
         take(&mut self.datagrams, ip, self.rate, self.burst, now)
     }
 
-    /// One join from `ip`: false if it joined too often lately.
+    /// One `/hello` or `/join` from `ip`: false if it joined too often lately.
     pub fn join(&mut self, ip: IpAddr, now: Instant) -> bool {
         take(&mut self.joins, ip, JOIN_RATE, JOIN_BURST, now)
     }

@@ -34,6 +34,7 @@
 //! cargo run --example chat_client -- --addr 127.0.0.1:9527 --name alice
 //! ```
 
+mod cli;
 #[path = "../common/mod.rs"]
 mod common;
 mod cookie;
@@ -44,9 +45,10 @@ mod secret;
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Parser;
+use cli::Cli;
 use socketserver::{
     Addr, DatagramHandler, DatagramRequest, DatagramSocket, HandlerError, HandlerResult, Server,
     Strategy, Transport, TruncatedDatagram,
@@ -55,7 +57,6 @@ use socketserver::{
 use cookie::Allowance;
 pub use room::{CLIENT_BUFFER, CLOSING, ChatConfig};
 use room::{Key, Outbox, Room, To};
-use secret::Secret;
 
 /// The server's receive buffer: larger than [`CLIENT_BUFFER`] so that a
 /// too-long message is seen whole and refused with its length.
@@ -135,57 +136,23 @@ fn receive(room: &mut Room, peer: &Addr, data: &[u8], now: Instant) -> Outbox {
     let key = Key::Udp(peer.clone());
     let ip = peer.ip().expect("a UDP peer has an IP address");
     if cookie::is_hello(data) {
-        if !room.flood.datagram(ip, now) {
+        if !room.flood.join(ip, now) {
             return Outbox::default();
         }
         let cookie = room.cookies.issue(peer, now);
         return Outbox::one(To::Udp(peer.clone()), format!("/cookie {cookie}"));
     }
     if let Some(cookie) = data.strip_prefix(b"/join ") {
-        return join(room, peer, cookie, now);
+        return cookie::join(room, peer, cookie, now);
     }
     if let Some((secret, text)) = secret::split_signed(data) {
         return match room.member(&key).map(|m| &m.secret) {
             Some(Some(s)) if s.matches(secret) => room.say(&key, text, now),
-            Some(_) => spoofed(peer),
+            Some(_) => secret::spoofed(peer),
             None => Outbox::one(To::Udp(peer.clone()), "* you are not in the room"),
         };
     }
     plain(room, peer, data, now)
-}
-
-/// Step 2, for `chat_client`: admit the address that echoed its cookie
-/// (it has proved it receives what it is sent) and give it a secret.
-fn join(room: &mut Room, peer: &Addr, cookie: &[u8], now: Instant) -> Outbox {
-    let (key, to) = (Key::Udp(peer.clone()), To::Udp(peer.clone()));
-    let cookie = std::str::from_utf8(cookie).unwrap_or("").trim();
-    if !room.cookies.check(peer, cookie, now) {
-        log::debug!("{peer}: /join with a wrong cookie");
-        return Outbox::default();
-    }
-    if let Some(m) = room.member(&key) {
-        // Its `/welcome` was lost: the same again.
-        return match &m.secret {
-            Some(s) => Outbox::one(to, welcome(s, &m.name)),
-            None => spoofed(peer),
-        };
-    }
-    let secret = match Secret::new() {
-        Ok(s) => s,
-        Err(e) => return Outbox::one(to, format!("! server error: {e}")),
-    };
-    let ip = peer.ip().expect("a UDP peer has an IP address");
-    match room.admit(key, ip, to.clone(), Some(secret.clone()), now) {
-        Ok((name, mut out)) => {
-            out.push(&to, welcome(&secret, &name));
-            out
-        }
-        Err(refusal) => Outbox::one(to, refusal),
-    }
-}
-
-fn welcome(secret: &Secret, name: &str) -> String {
-    format!("/welcome {} {name}", secret.as_str())
 }
 
 /// Step 2, for plain text: a member admitted by `--lesson` speaking, or
@@ -194,7 +161,7 @@ fn welcome(secret: &Secret, name: &str) -> String {
 fn plain(room: &mut Room, peer: &Addr, data: &[u8], now: Instant) -> Outbox {
     let (key, to) = (Key::Udp(peer.clone()), To::Udp(peer.clone()));
     match room.member(&key) {
-        Some(m) if m.secret.is_some() => return spoofed(peer),
+        Some(m) if m.secret.is_some() => return secret::spoofed(peer),
         Some(_) => return room.say(&key, data, now),
         None => {}
     }
@@ -218,13 +185,6 @@ fn plain(room: &mut Room, peer: &Addr, data: &[u8], now: Instant) -> Outbox {
     }
 }
 
-/// A datagram from a member's address without the member's secret: a
-/// forged source. Nothing is done and nothing is sent.
-fn spoofed(peer: &Addr) -> Outbox {
-    log::debug!("{peer}: datagram without the member's secret, dropped");
-    Outbox::default()
-}
-
 /// Step 3: send what the room said, the lock released. An address that
 /// has not proved it receives gets at most 3 times what it sent.
 fn broadcast(socket: &DatagramSocket, out: Outbox, mut allowance: Option<&mut Allowance>) {
@@ -246,35 +206,6 @@ fn broadcast(socket: &DatagramSocket, out: Outbox, mut allowance: Option<&mut Al
     }
 }
 
-/// Chat server options.
-#[derive(Debug, Parser)]
-#[command(about = "A UDP chat room (the lesson's 聊天室)")]
-struct Cli {
-    /// Address to listen on (UDP); port 0 lets the OS pick.
-    #[arg(long, default_value = "127.0.0.1:9527")]
-    addr: String,
-    /// Plain text (the lesson's client) makes a member; loopback only.
-    #[arg(long)]
-    lesson: bool,
-    /// Seconds of silence after which a member is dropped.
-    #[arg(long, default_value_t = 300.0)]
-    idle_timeout: f64,
-    /// Most members at once.
-    #[arg(long, default_value_t = 100)]
-    max_members: usize,
-    /// Most members from one source IP.
-    #[arg(long, default_value_t = 4)]
-    max_members_per_ip: usize,
-    /// Datagrams per second one source IP may send, on average.
-    #[arg(long, default_value_t = 5.0)]
-    rate: f64,
-    /// Datagrams one source IP may send in a burst.
-    #[arg(long, default_value_t = 10.0)]
-    burst: f64,
-    #[command(flatten)]
-    serve: common::ServeArgs,
-}
-
 /// Serves until SIGINT/SIGTERM, tells the room it is closing, drains.
 pub fn serve_room<T: Transport, S: Strategy>(server: Server<T, ChatHandler, S>) -> io::Result<()> {
     let socket = Arc::clone(server.socket().expect("a datagram server has a socket"));
@@ -286,20 +217,8 @@ pub fn serve_room<T: Transport, S: Strategy>(server: Server<T, ChatHandler, S>) 
 }
 
 fn run(cli: Cli) -> io::Result<()> {
-    if cli.serve.strategy == common::StrategyArg::Forking {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "--strategy forking is not supported: the room lives in this process's memory",
-        ));
-    }
-    let cfg = ChatConfig {
-        idle_timeout: Duration::from_secs_f64(cli.idle_timeout.max(0.01)),
-        max_members: cli.max_members,
-        max_members_per_ip: cli.max_members_per_ip,
-        rate: cli.rate.max(0.001),
-        burst: cli.burst.max(1.0),
-        lesson: cli.lesson,
-    };
+    cli.check()?;
+    let cfg = cli.config();
     let interval = cfg.service_interval();
     let builder = cli
         .serve

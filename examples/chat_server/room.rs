@@ -205,7 +205,8 @@ impl Room {
     }
 
     /// A member's text (the datagram after its secret): a command or a
-    /// line for everyone. Counts against its IP's rate, except `/ping`.
+    /// line for everyone. Counts against its IP's rate, except `/ping` and
+    /// `/quit`.
     pub fn say(&mut self, key: &Key, raw: &[u8], now: Instant) -> Outbox {
         let Some(m) = self.members.get_mut(key) else {
             return Outbox::default();
@@ -214,6 +215,9 @@ impl Room {
         let (to, ip) = (m.to.clone(), m.ip);
         if raw == b"/ping" {
             return Outbox::one(to, "/pong");
+        }
+        if raw == b"/quit" {
+            return self.leave(key, now); // leaving is never refused
         }
         if !self.flood.datagram(ip, now) {
             return Outbox::one(to, self.flood.refusal());

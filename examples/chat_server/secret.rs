@@ -10,6 +10,9 @@ use std::fs::File;
 use std::io::{self, Read};
 
 use sha2::{Digest, Sha256};
+use socketserver::Addr;
+
+use super::room::Outbox;
 
 /// What starts a signed datagram: `#` + [`SECRET_HEX`] hex digits + a space.
 pub const MARK: u8 = b'#';
@@ -78,4 +81,11 @@ pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
 /// Lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A datagram from a member's address without the member's secret: a
+/// forged source. Nothing is done and nothing is sent.
+pub fn spoofed(peer: &Addr) -> Outbox {
+    log::debug!("{peer}: datagram without the member's secret, dropped");
+    Outbox::default()
 }
