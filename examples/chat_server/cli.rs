@@ -4,9 +4,11 @@ use std::io;
 use std::time::Duration;
 
 use clap::Parser;
+use socketserver::Addr;
 
 use super::common;
 use super::room::ChatConfig;
+use super::web::WebConfig;
 
 /// Chat server options.
 #[derive(Debug, Parser)]
@@ -33,6 +35,15 @@ pub struct Cli {
     /// Datagrams one source IP may send in a burst.
     #[arg(long, default_value_t = 10.0)]
     burst: f64,
+    /// Also serve the room over HTTP on this address (B/S: a browser joins).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub web: Option<String>,
+    /// Most browser members at once.
+    #[arg(long, default_value_t = 20)]
+    max_web_members: usize,
+    /// Seconds to read one HTTP request, and to keep an idle connection.
+    #[arg(long, default_value_t = 10.0)]
+    web_timeout: f64,
     #[command(flatten)]
     pub serve: common::ServeArgs,
 }
@@ -48,6 +59,26 @@ impl Cli {
             burst: self.burst.max(1.0),
             lesson: self.lesson,
         }
+    }
+
+    /// The web side's rules from these options.
+    pub fn web_config(&self) -> WebConfig {
+        WebConfig {
+            max_members: self.max_web_members,
+            timeout: Duration::from_secs_f64(self.web_timeout.max(0.05)),
+        }
+    }
+
+    /// Refuses `--lesson` (members without a cookie) unless the server is
+    /// bound to a loopback address.
+    pub fn check_bound(&self, bound: &Addr) -> io::Result<()> {
+        if self.lesson && !bound.is_loopback() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--lesson admits members without a cookie: only on a loopback address",
+            ));
+        }
+        Ok(())
     }
 
     /// Refuses `--strategy forking`: the room lives in this process's

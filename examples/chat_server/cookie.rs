@@ -113,6 +113,17 @@ impl Allowance {
     }
 }
 
+/// `/hello`: a cookie for the sender, and no state kept. Hellos count
+/// against the sender IP's join bucket.
+pub fn hello(room: &mut Room, peer: &Addr, now: Instant) -> Outbox {
+    let ip = peer.ip().expect("a UDP peer has an IP address");
+    if !room.flood.join(ip, now) {
+        return Outbox::default();
+    }
+    let cookie = room.cookies.issue(peer, now);
+    Outbox::one(To::Udp(peer.clone()), format!("/cookie {cookie}"))
+}
+
 /// Step 2 for `chat_client` (see `main.rs`): admit the address that echoed its cookie
 /// (it has proved it receives what it is sent) and give it a secret.
 pub fn join(room: &mut Room, peer: &Addr, cookie: &[u8], now: Instant) -> Outbox {

@@ -8,9 +8,8 @@
 //! 2. **look up or admit the member** it comes from ([`join`], [`plain`]);
 //! 3. **broadcast**: send what the room says to every member ([`broadcast`]).
 //!
-//! Members are named `guest-7` until `/nick NAME`; `/who`, `/quit`,
-//! `/help` and `/ping` (answered `/pong`) are commands; everything else is
-//! said to everyone as `[name] text`, the sender's copy last.
+//! Members are `guest-7` until `/nick NAME`; `/who`, `/quit`, `/help`,
+//! `/ping` are commands; the rest goes to all as `[name] text`, sender last.
 //!
 //! UDP source addresses can be forged, so admission takes a handshake that
 //! `chat_client` does for its user:
@@ -23,14 +22,15 @@
 //!
 //! The lesson's Python client cannot echo a cookie: what it sends comes back
 //! to it unchanged and reaches nobody else, unless the server runs with
-//! `--lesson` (loopback only), where plain text makes a member.
-//! The hardening lives beside this file, each module named for what it
-//! guards: `cookie.rs` (the Internet: anti-amplification), `secret.rs`
-//! (a member's identity), `flood.rs` (rate per source IP), `names.rs`
-//! (what members read), `room.rs` (the room and its commands).
+//! `--lesson` (loopback only), where plain text makes a member. Beside this
+//! file: `room.rs` (the room and its commands), and the hardening, each
+//! module named for what it guards: `cookie.rs` (the Internet:
+//! anti-amplification), `secret.rs` (a member's identity), `flood.rs`
+//! (rate per source IP), `names.rs` (what members read); `--web HOST:PORT`
+//! serves the same room to browsers (`web.rs`, `http.rs`, `page.html`).
 //!
 //! ```text
-//! cargo run --example chat_server -- --addr 127.0.0.1:9527
+//! cargo run --example chat_server -- --addr 127.0.0.1:9527 --web 127.0.0.1:8080
 //! cargo run --example chat_client -- --addr 127.0.0.1:9527 --name alice
 //! ```
 
@@ -39,9 +39,11 @@ mod cli;
 mod common;
 mod cookie;
 mod flood;
+mod http;
 mod names;
 mod room;
 mod secret;
+mod web;
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -83,18 +85,34 @@ impl ChatHandler {
         self.room.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The socket the room sends from outside a request (idle drops, the
+    /// closing notice, what browsers say).
+    pub fn attach(&self, socket: Arc<DatagramSocket>) {
+        let _ = self.socket.set(socket);
+    }
+
+    /// Sends what the room said outside a datagram's request (idle drops,
+    /// the closing notice, what browsers say): all to members.
+    pub fn deliver(&self, out: Outbox) {
+        match self.socket.get() {
+            Some(socket) => broadcast(socket, out, None),
+            None if out.0.is_empty() => {}
+            None => log::error!("no socket attached: {} lines not sent", out.0.len()),
+        }
+    }
+
     /// Tells every member the room is closing and empties it.
-    pub fn close_room(&self, socket: &DatagramSocket) -> usize {
+    pub fn close_room(&self) -> usize {
         let out = self.room().close();
         let told = out.0.len();
-        broadcast(socket, out, None);
+        self.deliver(out);
         told
     }
 }
 
 impl DatagramHandler for ChatHandler {
     fn handle(&mut self, req: &mut DatagramRequest) -> HandlerResult {
-        let _ = self.socket.set(Arc::clone(req.socket()));
+        self.attach(Arc::clone(req.socket()));
         let (out, proven) = {
             let mut room = self.room();
             let out = receive(&mut room, &req.peer, req.data(), Instant::now());
@@ -114,18 +132,13 @@ impl DatagramHandler for ChatHandler {
         };
         let text = format!("! refused: too long (over {} bytes)", t.buffer_size);
         let mut allowance = Allowance::new(peer, t.buffer_size);
-        broadcast(
-            socket,
-            Outbox::one(To::Udp(peer.clone()), text),
-            Some(&mut allowance),
-        );
+        let refusal = Outbox::one(To::Udp(peer.clone()), text);
+        broadcast(socket, refusal, Some(&mut allowance));
     }
 
     fn service_actions(&self) {
-        if let Some(socket) = self.socket.get() {
-            let out = self.room().drop_idle(Instant::now());
-            broadcast(socket, out, None);
-        }
+        let out = self.room().drop_idle(Instant::now());
+        self.deliver(out);
     }
 }
 
@@ -134,13 +147,8 @@ impl DatagramHandler for ChatHandler {
 /// member speaking; anything else is plain text, the lesson's client.
 fn receive(room: &mut Room, peer: &Addr, data: &[u8], now: Instant) -> Outbox {
     let key = Key::Udp(peer.clone());
-    let ip = peer.ip().expect("a UDP peer has an IP address");
     if cookie::is_hello(data) {
-        if !room.flood.join(ip, now) {
-            return Outbox::default();
-        }
-        let cookie = room.cookies.issue(peer, now);
-        return Outbox::one(To::Udp(peer.clone()), format!("/cookie {cookie}"));
+        return cookie::hello(room, peer, now);
     }
     if let Some(cookie) = data.strip_prefix(b"/join ") {
         return cookie::join(room, peer, cookie, now);
@@ -155,9 +163,8 @@ fn receive(room: &mut Room, peer: &Addr, data: &[u8], now: Instant) -> Outbox {
     plain(room, peer, data, now)
 }
 
-/// Step 2, for plain text: a member admitted by `--lesson` speaking, or
-/// the lesson's client, whose own line comes back to it and to nobody else
-/// (unless `--lesson` makes it a member).
+/// Step 2, for plain text: a `--lesson` member speaking, or the lesson's
+/// client: its line comes back to it only, unless `--lesson` admits it.
 fn plain(room: &mut Room, peer: &Addr, data: &[u8], now: Instant) -> Outbox {
     let (key, to) = (Key::Udp(peer.clone()), To::Udp(peer.clone()));
     match room.member(&key) {
@@ -209,9 +216,9 @@ fn broadcast(socket: &DatagramSocket, out: Outbox, mut allowance: Option<&mut Al
 /// Serves until SIGINT/SIGTERM, tells the room it is closing, drains.
 pub fn serve_room<T: Transport, S: Strategy>(server: Server<T, ChatHandler, S>) -> io::Result<()> {
     let socket = Arc::clone(server.socket().expect("a datagram server has a socket"));
-    let _ = server.handler().socket.set(Arc::clone(&socket));
+    server.handler().attach(Arc::clone(&socket));
     common::serve_with(server, |server| {
-        let told = server.handler().close_room(&socket);
+        let told = server.handler().close_room();
         eprintln!("room closing: {told} members told");
     })
 }
@@ -226,13 +233,11 @@ fn run(cli: Cli) -> io::Result<()> {
         .max_packet_size(RECV_BUFFER)
         .service_interval(interval);
     let server = builder.bind_udp(cli.addr.as_str(), handler(cfg)?)?;
-    if cli.lesson && !server.server_address().is_loopback() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "--lesson admits members without a cookie: only on a loopback address",
-        ));
+    cli.check_bound(server.server_address())?;
+    match &cli.web {
+        Some(addr) => web::serve(server, addr, cli.web_config()),
+        None => serve_room(server),
     }
-    serve_room(server)
 }
 
 fn main() {

@@ -134,6 +134,14 @@ impl Room {
         self.members.get(key)
     }
 
+    /// How many members are browsers.
+    pub fn web_members(&self) -> usize {
+        self.members
+            .keys()
+            .filter(|k| matches!(k, Key::Web(_)))
+            .count()
+    }
+
     /// Members in the order they joined.
     pub fn members(&self) -> Vec<&Member> {
         let mut v: Vec<&Member> = self.members.values().collect();
@@ -213,6 +221,9 @@ impl Room {
         };
         m.last_seen = now;
         let (to, ip) = (m.to.clone(), m.ip);
+        if raw.is_empty() {
+            return Outbox::default(); // an empty datagram: a keepalive, says nothing
+        }
         if raw == b"/ping" {
             return Outbox::one(to, "/pong");
         }
