@@ -731,6 +731,36 @@ fn the_lessons_python_client_is_a_member_with_lesson() {
 }
 
 #[test]
+fn with_lesson_an_empty_line_joins_silently_and_hears_the_next_line() {
+    // The lesson's client prints one datagram per line sent: an empty line
+    // says nothing, so what it prints is what someone else says next.
+    let server = start(&["--lesson"]);
+    let member = Peer::new(&server);
+    let listening = {
+        let addr = server.addr.clone();
+        std::thread::spawn(move || {
+            let (host, port) = addr.rsplit_once(':').unwrap();
+            let script = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/python/lesson_chat_client.py"
+            );
+            support::run_with_timeout(
+                Command::new("python3").args([script, host, port, ""]),
+                LIMIT,
+            )
+        })
+    };
+    member.until_eq("* guest-2 joined");
+    member.say("hello, lesson");
+    let (status, out, _) = listening.join().unwrap();
+    assert!(status.success());
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        format!("[{}] hello, lesson\n", member.name)
+    );
+}
+
+#[test]
 fn lesson_is_refused_off_loopback() {
     let (status, _out, err) = support::run_with_timeout(
         Command::new(support::example_bin("chat_server")).args(["--addr", "0.0.0.0:0", "--lesson"]),

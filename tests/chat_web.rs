@@ -79,7 +79,7 @@ fn closed(r: &mut BufReader<TcpStream>) -> bool {
 #[test]
 fn the_page_is_served_with_its_fields_and_a_strict_policy() {
     let (_server, web) = start(&[]);
-    let (code, head, body) = exchange(&web, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (code, head, body) = exchange(&web, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(code, 200, "{head}");
     let page = String::from_utf8(body).unwrap();
     for want in [
@@ -162,7 +162,7 @@ fn a_slow_request_gets_408_at_its_deadline_even_while_it_trickles() {
 fn keep_alive_answers_two_requests_sent_in_one_write() {
     let (_server, web) = start(&[]);
     let mut s = connect(&web);
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /missing HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\nGET /missing HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let mut r = BufReader::new(s);
     let (first, head, _) = response(&mut r);
@@ -170,6 +170,23 @@ fn keep_alive_answers_two_requests_sent_in_one_write() {
     assert!(head.contains("Connection: keep-alive"), "{head}");
     let (second, ..) = response(&mut r);
     assert_eq!(second, 404);
+}
+
+#[test]
+fn a_foreign_host_name_is_refused_on_loopback() {
+    // DNS rebinding: another site's name pointed at 127.0.0.1 would make
+    // its pages same-origin with the room.
+    let (_server, web) = start(&[]);
+    let (code, ..) = exchange(
+        &web,
+        b"GET /events HTTP/1.1\r\nHost: evil.example:80\r\n\r\n",
+    );
+    assert_eq!(code, 403);
+    let (code, ..) = exchange(
+        &web,
+        format!("GET / HTTP/1.1\r\nHost: {web}\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(code, 200);
 }
 
 #[test]
@@ -195,7 +212,7 @@ struct Events {
 impl Events {
     fn open(web: &str) -> Result<Events, u16> {
         let mut s = connect(web);
-        s.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.write_all(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .unwrap();
         let mut r = BufReader::new(s);
         let mut line = String::new();

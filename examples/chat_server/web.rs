@@ -13,7 +13,8 @@
 //! header to send (another site's page cannot set it without a CORS
 //! preflight this server never grants, nor read the stream); a
 //! Content-Security-Policy allowing only the page's own script and style,
-//! which puts every line in the page as text. A closed tab is noticed at
+//! which puts every line in the page as text; on loopback, only loopback
+//! host names (against DNS rebinding). A closed tab is noticed at
 //! once (its connection's end of file) and the member leaves.
 
 use std::io::{self, Read, Write};
@@ -88,6 +89,9 @@ impl WebHandler {
     /// One request: true if the connection may carry another.
     fn route(&self, req: &mut StreamRequest, r: &Request) -> io::Result<bool> {
         let path = r.path.split('?').next().unwrap_or_default();
+        if !host_allowed(req, r) {
+            return refuse(&mut req.wfile, 403, "Forbidden", "");
+        }
         let w = &mut req.wfile;
         match (path, r.method.as_str()) {
             ("/", "GET") => {
@@ -192,6 +196,23 @@ impl WebHandler {
         http::respond(&mut req.wfile, (204, "No Content"), "", b"", r.keep_alive)?;
         Ok(true)
     }
+}
+
+/// On a loopback address, a request naming another host is refused: a
+/// site whose name was pointed at 127.0.0.1 (DNS rebinding) would
+/// otherwise be same-origin with the room.
+fn host_allowed(req: &StreamRequest, r: &Request) -> bool {
+    let local = req.stream().local_addr().is_ok_and(|a| a.is_loopback());
+    let Some(host) = r.header("host") else {
+        return true; // not a browser: browsers always send Host
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    let loopback = name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    !local || loopback
 }
 
 fn refuse(w: &mut impl Write, code: u16, reason: &str, headers: &str) -> io::Result<bool> {
