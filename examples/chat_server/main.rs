@@ -5,7 +5,7 @@
 //! arrives, in three steps ([`handle`](ChatHandler)):
 //!
 //! 1. **receive a datagram** and tell what it is ([`receive`]);
-//! 2. **look up or admit the member** it comes from ([`join`], [`plain`]);
+//! 2. **look up or admit the member** it comes from ([`cookie::join`], [`plain`]);
 //! 3. **broadcast**: send what the room says to every member ([`broadcast`]).
 //!
 //! Members are `guest-7` until `/nick NAME`; `/who`, `/quit`, `/help`,
