@@ -22,10 +22,10 @@ mod chat_client;
 #[path = "chat_server/main.rs"]
 mod chat_server;
 #[allow(dead_code, unused_imports, unused_macros)]
-#[path = "cmd_client.rs"]
+#[path = "cmd_client/main.rs"]
 mod cmd_client;
 #[allow(dead_code, unused_imports, unused_macros)]
-#[path = "cmd_server.rs"]
+#[path = "cmd_server/main.rs"]
 mod cmd_server;
 #[allow(dead_code, unused_imports, unused_macros)]
 #[path = "echo.rs"]
@@ -80,14 +80,15 @@ fn echo_step(addr: SocketAddr) -> Step {
     Ok(())
 }
 
-fn sticky_step(addr: SocketAddr) -> Step {
+fn sticky_step(addr: SocketAddr, token: &str) -> Step {
     println!("\n== 2. sticky packets (粘包): the frame header says where a message ends");
     // One request written one byte per segment: the server still reads one
     // whole frame.
     let mut c = connect(addr)?;
     c.set_nodelay(true)?;
     let mut request = Vec::new();
-    FrameFormat::LESSON.write_json(&mut request, &serde_json::json!({"cmd": "echo split"}))?;
+    let request_for = |cmd: &str| serde_json::json!({"cmd": cmd, "token": token});
+    FrameFormat::LESSON.write_json(&mut request, &request_for("echo split"))?;
     for byte in &request {
         c.write_all(std::slice::from_ref(byte))?;
     }
@@ -105,8 +106,8 @@ fn sticky_step(addr: SocketAddr) -> Step {
     )?;
     // Two requests in one write: the server still sees two commands.
     let mut both = Vec::new();
-    FrameFormat::LESSON.write_json(&mut both, &serde_json::json!({"cmd": "echo one"}))?;
-    FrameFormat::LESSON.write_json(&mut both, &serde_json::json!({"cmd": "echo two"}))?;
+    FrameFormat::LESSON.write_json(&mut both, &request_for("echo one"))?;
+    FrameFormat::LESSON.write_json(&mut both, &request_for("echo two"))?;
     c.write_all(&both)?;
     let mut answers = Vec::new();
     for _ in 0..2 {
@@ -119,11 +120,11 @@ fn sticky_step(addr: SocketAddr) -> Step {
     Ok(())
 }
 
-fn cmd_step(addr: SocketAddr) -> Step {
+fn cmd_step(addr: SocketAddr, token: &str) -> Step {
     println!("\n== 3. remote command: stdout and stderr read concurrently, exit status kept");
     let mut c = connect(addr)?;
     let cmd = "echo to stdout; echo to stderr >&2; exit 3";
-    let r = cmd_client::run_command(&mut c, cmd, None)?;
+    let r = cmd_client::run_command(&mut c, cmd, Some(token))?;
     println!("   $ {cmd}");
     println!("   stdout: {:?}", String::from_utf8_lossy(&r.stdout));
     println!("   stderr: {:?}", String::from_utf8_lossy(&r.stderr));
@@ -242,12 +243,15 @@ fn main() -> Step {
     let echo = ServerBuilder::new()
         .strategy(Threading::new())
         .bind_tcp("127.0.0.1:0", echo::echo)?;
+    // The command server requires a token; the tour generates one, as the
+    // server does when it is given none.
+    let (token, secret) = cmd_server::auth::Token::generate()?;
     let cmd = ServerBuilder::new()
         .strategy(Threading::new())
         .drain_timeout(Duration::from_secs(5))
         .bind_tcp(
             "127.0.0.1:0",
-            cmd_server::handler(cmd_server::CmdConfig::default()),
+            cmd_server::handler(cmd_server::Config::new(token)),
         )?;
     let upload = ServerBuilder::new().strategy(ThreadPool::new(4)).bind_tcp(
         "127.0.0.1:0",
@@ -290,8 +294,8 @@ fn main() -> Step {
             s.spawn(|| chat.serve_forever()),
         ];
         let result = echo_step(echo_addr)
-            .and_then(|_| sticky_step(cmd_addr))
-            .and_then(|_| cmd_step(cmd_addr))
+            .and_then(|_| sticky_step(cmd_addr, &secret))
+            .and_then(|_| cmd_step(cmd_addr, &secret))
             .and_then(|_| upload_step(upload_addr, scratch.path(), &store))
             .and_then(|_| chat_step(chat_addr));
         println!("\n== 6. shutdown: every loop wakes at once; then each server drains");

@@ -96,6 +96,11 @@ pub fn serve_with<T: Transport, H, S: Strategy>(
     Ok(())
 }
 
+/// `bytes` in lowercase hex (a SHA-256 as `sha256sum` prints it).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Starts env_logger at `info` unless `RUST_LOG` says otherwise.
 pub fn init_logging() {
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
