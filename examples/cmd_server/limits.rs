@@ -133,7 +133,7 @@ impl Limits {
             )),
             Ok(false) => Ok(None),
             Err(e) if is_timeout(&e) => {
-                log::info!("{}: no request within {wait:?}, closing", req.peer);
+                log::info!("{}: no request within {wait:.1?}, closing", req.peer);
                 Ok(None)
             }
             Err(e) => Err(e),

@@ -146,10 +146,11 @@ pub fn run(cmd: &str, limits: &Limits) -> io::Result<Output> {
     let stdout = Capture::start(stdout, &cap).inspect_err(|_| shell.kill())?;
     let stderr = Capture::start(stderr, &cap).inspect_err(|_| shell.kill())?;
     let deadline = Instant::now() + limits.timeout;
-    let ended =
-        shell.wait_until(deadline)? & stdout.wait_until(deadline) & stderr.wait_until(deadline);
+    let exited = shell.wait_until(deadline);
+    let drained = stdout.wait_until(deadline) & stderr.wait_until(deadline);
     // Nothing the command started outlives its answer (or its timeout).
     shell.kill();
+    let ended = exited? && drained;
     let grace = Instant::now() + limits::KILL_GRACE;
     shell.wait_until(grace)?; // an escaped process may keep a pipe open:
     stdout.wait_until(grace); // then what it wrote so far is all we send
@@ -239,7 +240,7 @@ fn main() -> io::Result<()> {
     }
     // Resolved once: the addresses logged are the addresses bound.
     let addrs: Vec<SocketAddr> = cli.addr.to_socket_addrs()?.collect();
-    if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+    if let Some(a) = addrs.iter().find(|a| !a.ip().to_canonical().is_loopback()) {
         log::warn!(
             "{a} is reachable from other machines: anyone with the token runs commands as this user"
         );
