@@ -331,7 +331,7 @@ fn a_wrong_token_runs_nothing_and_failures_back_off() {
     // The back-off ends (1 s after the third failure), and the right token
     // runs it (so the checks above could have failed).
     eventually(LIMIT, "the back-off ends", || {
-        client(&srv.addr, &[&touch]).0 == Some(0)
+        run(&mut connect(&srv.addr), &touch).0["exit_code"] == 0
     });
     assert!(marker.exists());
 }

@@ -145,8 +145,14 @@ where
     O: Write + ?Sized,
     E: Write + ?Sized,
 {
-    send_request(stream, cmd, token, raw)?;
-    stream.flush()?;
+    if let Err(e) = send_request(stream, cmd, token, raw).and_then(|()| stream.flush()) {
+        // Refused before it read the request (another user on the Unix
+        // socket, the back-off), the server answered and closed: say why.
+        return match read_response(stream, out, err) {
+            Err(refused) if refused.kind() == io::ErrorKind::Other => Err(refused),
+            _ => Err(e),
+        };
+    }
     read_response(stream, out, err)
 }
 

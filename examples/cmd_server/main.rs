@@ -12,9 +12,8 @@
 //! Per request, as in the lesson: [`read_request`] (its `conn.recv`),
 //! [`run`] (its `subprocess.Popen`, reading stdout and stderr at the same
 //! time so a full pipe cannot deadlock), [`reply`] (its `conn.send`s).
-//! Beside this file, what guards it: `auth.rs`, `sniff.rs`, `limits.rs`,
-//! `process.rs` (`sys.rs` holds the system calls); the answer's header is
-//! in `header.rs`. docs/guide/08-production.md says what is not guarded.
+//! What guards it lives beside this file (`auth.rs`, `sniff.rs`, `limits.rs`,
+//! `process.rs`, `sys.rs`); docs/guide/08-production.md says what it does not.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -56,10 +55,9 @@ pub struct Config {
 impl Config {
     /// The defaults, with `token` required of every framed request.
     pub fn new(token: auth::Token) -> Config {
-        let (auth, limits) = (Auth::new(token), Limits::default());
         Config {
-            auth,
-            limits,
+            auth: Auth::new(token),
+            limits: Limits::default(),
             raw: false,
         }
     }
@@ -177,8 +175,11 @@ pub fn reply(w: &mut Wfile, out: &Output) -> io::Result<()> {
 /// Refuses a request: an error header with no body; the connection closes.
 fn refuse(req: &mut StreamRequest, msg: &str) -> HandlerResult {
     log::warn!("{}: refused: {msg}", req.peer);
-    let header = Header::refusal(msg);
-    let _ = FrameFormat::LESSON.write_json(&mut req.wfile, &header); // it may be gone already
+    let _ = FrameFormat::LESSON.write_json(&mut req.wfile, &Header::refusal(msg));
+    // Closing with unread input resets the connection, which can destroy
+    // the answer before the client reads it: read what it sent already.
+    let _ = req.stream().set_nonblocking(true);
+    let _ = io::copy(&mut (&mut req.rfile).take(1 << 20), &mut io::sink());
     Ok(())
 }
 
