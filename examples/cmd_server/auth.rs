@@ -181,9 +181,9 @@ pub struct Backoff(Mutex<HashMap<IpAddr, (u32, Instant)>>);
 impl Backoff {
     /// `Err(wait)` while `ip` must still wait after its failures.
     pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
-        let map = self.0.lock().unwrap();
-        match map.get(&ip) {
-            Some(&(_, until)) if until > Instant::now() => Err(until - Instant::now()),
+        let now = Instant::now();
+        match self.0.lock().unwrap().get(&ip) {
+            Some(&(_, until)) if until > now => Err(until - now),
             _ => Ok(()),
         }
     }

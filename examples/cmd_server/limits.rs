@@ -112,6 +112,15 @@ pub fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
+/// A write that timed out, said plainly: the client did not read its answer.
+pub fn explain_write(e: io::Error) -> io::Error {
+    if !is_timeout(&e) {
+        return e;
+    }
+    let msg = "the client read nothing within the write timeout: cut";
+    io::Error::new(io::ErrorKind::TimedOut, msg)
+}
+
 impl Limits {
     /// Waits for the next request: the first one must start by `first`
     /// (the connection's deadline), later ones within the idle timeout.

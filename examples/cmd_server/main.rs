@@ -201,7 +201,7 @@ pub fn serve_connection(config: &Config, req: &mut StreamRequest) -> HandlerResu
         let h = &out.header;
         let (code, size) = (h.exit_code, h.total_size);
         log::info!("{}: {cmd:?} -> exit {code:?}, {size} bytes", req.peer);
-        reply(&mut req.wfile, &out)?;
+        reply(&mut req.wfile, &out).map_err(limits::explain_write)?;
     }
 }
 

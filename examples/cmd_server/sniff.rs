@@ -104,11 +104,11 @@ pub fn read_head(req: &mut StreamRequest, until: Instant) -> io::Result<(Kind, V
         until.min(Instant::now() + SNIFF_WAIT),
     );
     let mut head = Vec::new();
-    let mut byte = [0u8; 1];
     while classify(&head, false).is_none() {
-        match more.read(&mut byte) {
+        // One byte at a time, so that no byte past the decision is taken.
+        match (&mut more).take(1).read_to_end(&mut head) {
             Ok(0) => break,
-            Ok(_) => head.push(byte[0]),
+            Ok(_) => {}
             Err(e) if is_timeout(&e) => break,
             Err(e) => return Err(e),
         }

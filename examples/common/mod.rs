@@ -96,13 +96,18 @@ pub fn serve_with<T: Transport, H, S: Strategy>(
     Ok(())
 }
 
-/// `bytes` in lowercase hex (a SHA-256 as `sha256sum` prints it).
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Starts env_logger at `info` unless `RUST_LOG` says otherwise.
 pub fn init_logging() {
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .try_init();
+}
+
+/// Lowercase hex of `bytes` (digests, tokens, file keys).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
 }
