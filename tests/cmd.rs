@@ -172,6 +172,7 @@ fn body_is_stdout_then_stderr_and_sizes_say_where_they_split() {
     assert_eq!(code, Some(0));
     assert_eq!(out, b"out1\nout2\n");
     assert_eq!(err, b"err1\n");
+    assert!(srv.stop_with(2).success(), "SIGINT drains and exits 0");
 }
 
 #[test]
@@ -719,6 +720,56 @@ fn interactive_prompt_reads_commands_from_stdin() {
     assert!(out.contains("one\n"), "{out:?}");
     assert!(err.contains("two\n"), "{err:?}");
     assert_eq!(status.code(), Some(5), "last command's status: {err}");
+}
+
+/// True once a loopback TCP connection to `port` is in CLOSE_WAIT: the
+/// server closed it and the client has not yet.
+fn closed_by_server(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table.lines().skip(1).any(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let remote_port = cols[2].rsplit_once(':').map(|(_, p)| p);
+        remote_port.and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port) && cols[3] == "08"
+    })
+}
+
+#[test]
+fn the_prompt_reconnects_when_the_server_closed_an_idle_connection() {
+    let srv = server(&["--idle-timeout", "0.5"]);
+    let port: u16 = srv.addr.rsplit_once(':').unwrap().1.parse().unwrap();
+    let mut child = client_cmd(&srv.addr, &[])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = io::BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(b"echo one\n").unwrap();
+    let mut line = String::new();
+    let first = within(LIMIT, "the first answer", move || {
+        io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        (line, stdout)
+    });
+    assert_eq!(first.0, "one\n");
+    eventually(LIMIT, "the server closes the idle connection", || {
+        closed_by_server(port)
+    });
+    stdin.write_all(b"echo two\n").unwrap();
+    drop(stdin); // EOF ends the prompt
+    let status = support::wait_timeout(&mut child, LIMIT).expect("client exits at EOF");
+    let mut rest = String::new();
+    let mut stdout = first.1;
+    stdout.read_to_string(&mut rest).unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(rest, "two\n", "{err}");
+    assert_eq!(status.code(), Some(0), "{err}");
 }
 
 #[test]
