@@ -9,22 +9,21 @@
 //! cmd_client --raw dir            # the lesson's unframed request (its own server, or --raw)
 //! ```
 //!
-//! One-shot mode runs each argument on one connection, writes each
-//! command's stdout to stdout and stderr to stderr, and exits with the last
-//! command's status (255 if the client or the server failed). Without
-//! commands it opens a prompt (`prompt.rs`). Headers from the lesson's own
-//! server have no `stdout_size` or `exit_code`: the whole body is stdout and
-//! the status 0. A SHA-256 `hash` is checked (`verify.rs`).
+//! Each argument runs on one connection, stdout to stdout, stderr to stderr;
+//! the exit status is the last command's (255 if the client or server
+//! failed). No arguments: a prompt (`prompt.rs`). The lesson's own server
+//! sends no `stdout_size` or `exit_code`: all is stdout, status 0. A
+//! SHA-256 `hash` is checked (`verify.rs`).
 
 #[path = "../common/mod.rs"]
 mod common;
 
 pub mod conn;
+mod options;
 mod prompt;
 pub mod verify;
 
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -32,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use socketserver::framing::{self, FrameFormat};
 
 use conn::Conn;
+pub use options::Cli;
 use verify::Hashing;
 
 /// Longest raw (unframed) command: the lesson's server reads it with `recv(1024)`.
@@ -172,26 +172,6 @@ pub fn run_command<S: Read + Write + ?Sized>(
     })
 }
 
-/// Client options.
-#[derive(Debug, Parser)]
-#[command(about = "Run commands on a cmd_server (or the lesson's Python server)")]
-pub struct Cli {
-    /// Server address.
-    #[arg(long, default_value = "127.0.0.1:8000")]
-    pub addr: String,
-    /// Connect to this Unix socket instead.
-    #[arg(long, conflicts_with = "addr")]
-    pub unix: Option<PathBuf>,
-    /// Read the server's token from this file (default: $CMD_TOKEN).
-    #[arg(long)]
-    pub token_file: Option<PathBuf>,
-    /// Send the lesson's unframed request (for the lesson's own server).
-    #[arg(long)]
-    pub raw: bool,
-    /// Commands to run, one per argument; none = interactive prompt.
-    pub commands: Vec<String>,
-}
-
 /// Runs one command and prints its output; returns its exit status.
 pub fn run_and_print(
     conn: &mut Conn,
@@ -219,14 +199,6 @@ pub fn exit_code(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(CLIENT_FAILURE))
 }
 
-/// The token: from `--token-file`, else `CMD_TOKEN`.
-fn token(cli: &Cli) -> io::Result<Option<String>> {
-    match &cli.token_file {
-        Some(path) => Ok(Some(std::fs::read_to_string(path)?.trim().to_string())),
-        None => Ok(std::env::var("CMD_TOKEN").ok().filter(|t| !t.is_empty())),
-    }
-}
-
 fn one_shot(cli: &Cli, token: Option<&str>) -> io::Result<i32> {
     let mut conn = Conn::open(cli)?;
     let mut last = 0;
@@ -238,9 +210,12 @@ fn one_shot(cli: &Cli, token: Option<&str>) -> io::Result<i32> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = token(&cli).and_then(|token| match cli.commands.is_empty() {
-        true => prompt::interactive(&cli, token.as_deref()),
-        false => one_shot(&cli, token.as_deref()),
+    let result = cli.token().and_then(|token| {
+        if cli.commands.is_empty() {
+            prompt::interactive(&cli, token.as_deref())
+        } else {
+            one_shot(&cli, token.as_deref())
+        }
     });
     match result {
         Ok(code) => exit_code(code),
