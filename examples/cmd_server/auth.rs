@@ -111,6 +111,7 @@ pub fn load(env: Option<String>, file: Option<&Path>) -> Result<(Token, Option<S
             let (token, secret) = Token::generate().map_err(|e| e.to_string())?;
             write_private(path, &secret)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            eprintln!("cmd_server: wrote a new token to {}", path.display());
             Ok((token, None))
         }
         Err(e) => Err(format!("{}: {e}", path.display())),
