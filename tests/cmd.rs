@@ -505,6 +505,20 @@ fn a_dual_stack_listener_sees_ipv4_loopback_peers_as_loopback() {
     assert_eq!(body, b"mapped\n", "{h}");
 }
 
+#[test]
+fn a_host_name_is_resolved_once_and_those_addresses_are_bound() {
+    // `localhost` resolves to a loopback address; the server binds what it
+    // resolved (and warned about), not a second lookup's answer.
+    let srv = support::start_with(
+        Command::new(example_bin("cmd_server"))
+            .env("CMD_TOKEN", TOKEN)
+            .args(["--addr", "localhost:0"]),
+    );
+    let addr: std::net::SocketAddr = srv.addr.parse().expect("an IP address");
+    assert!(addr.ip().is_loopback(), "{addr}");
+    assert_eq!(run(&mut connect(&srv.addr), "echo named").1, b"named\n");
+}
+
 /// Connects, sends nothing, and returns the connection.
 fn silent(addr: &str) -> TcpStream {
     connect(addr)
