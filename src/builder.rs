@@ -143,6 +143,18 @@ impl<S: Strategy> ServerBuilder<S> {
         self
     }
 
+    /// The most connections one client IP may hold at once (TCP; Unix and
+    /// datagram peers are not counted). A connection over the cap is closed
+    /// as soon as it is accepted, before any handler runs, and logged at
+    /// debug level. Default: no cap. With [`max_connections`](Self::max_connections)
+    /// alone, a few clients that open connections and send nothing
+    /// (slowloris) can hold every slot; this keeps one address from doing
+    /// so (a botnet of many addresses needs timeouts too).
+    pub fn max_connections_per_ip(mut self, max: usize) -> Self {
+        self.config.max_connections_per_ip = Some(max);
+        self
+    }
+
     /// Receive buffer for datagram transports; a longer datagram is reported
     /// to `handle_error` as [`TruncatedDatagram`](crate::TruncatedDatagram)
     /// and dropped. Default: 65535 (Python: 8192, truncating silently).

@@ -11,7 +11,7 @@
 //! no wake-up system call unless someone waits.
 
 use std::collections::HashMap;
-use std::net::Shutdown;
+use std::net::{IpAddr, Shutdown};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -88,6 +88,9 @@ pub(crate) struct InFlight {
     /// [`ServerHandle::abort`](crate::ServerHandle::abort): cut now.
     aborted: AtomicBool,
     limit: usize,
+    /// `max_connections_per_ip`, and the live connections of each IP.
+    per_ip_limit: Option<usize>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Wakes the loop when a slot frees at the limit.
     waker: Arc<mio::Waker>,
 }
@@ -101,8 +104,16 @@ impl InFlight {
             drain_waiting: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
             limit: limit.unwrap_or(usize::MAX).max(1),
+            per_ip_limit: None,
+            per_ip: Mutex::default(),
             waker,
         }
+    }
+
+    /// Caps the live connections from one IP address (`None`: no cap).
+    pub(crate) fn limit_per_ip(mut self, limit: Option<usize>) -> InFlight {
+        self.per_ip_limit = limit.map(|l| l.max(1));
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Entries> {
@@ -132,6 +143,37 @@ impl InFlight {
         Guard {
             tracker: Arc::clone(self),
             id,
+            ip: None,
+        }
+    }
+
+    /// [`register`](Self::register) for a connection from `ip`, counted
+    /// against `max_connections_per_ip`; `None` if that IP is at its cap.
+    pub(crate) fn register_from(self: &Arc<Self>, cut: Cut, ip: Option<IpAddr>) -> Option<Guard> {
+        let ip = ip.filter(|_| matches!(cut, Cut::Stream(..)));
+        let (Some(limit), Some(ip)) = (self.per_ip_limit, ip) else {
+            return Some(self.register(cut));
+        };
+        {
+            let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+            let live = per_ip.entry(ip).or_insert(0);
+            if *live >= limit {
+                return None;
+            }
+            *live += 1;
+        }
+        let mut guard = self.register(cut);
+        guard.ip = Some(ip);
+        Some(guard)
+    }
+
+    fn release_ip(&self, ip: IpAddr) {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(live) = per_ip.get_mut(&ip) {
+            *live -= 1;
+            if *live == 0 {
+                per_ip.remove(&ip);
+            }
         }
     }
 
@@ -270,6 +312,8 @@ pub(crate) struct Guard {
     tracker: Arc<InFlight>,
     /// The tracker's entry, for requests a forced drain can cut.
     id: Option<u64>,
+    /// The IP counted against `max_connections_per_ip`.
+    ip: Option<IpAddr>,
 }
 
 impl Guard {
@@ -286,6 +330,9 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        if let Some(ip) = self.ip {
+            self.tracker.release_ip(ip);
+        }
         self.tracker.remove(self.id);
     }
 }

@@ -107,7 +107,13 @@ impl StreamRequest {
             self.phase.set_busy();
             return Ok(false);
         }
-        let filled = self.rfile.fill_buf().map(|b| !b.is_empty());
+        let filled = loop {
+            match self.rfile.fill_buf() {
+                // A signal (a Ctrl-C handler's) interrupted the wait: wait on.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other.map(|b| !b.is_empty()),
+            }
+        };
         let still_open = self.phase.set_busy();
         match filled {
             Ok(got) => Ok(got && still_open),

@@ -139,7 +139,9 @@ where
         };
         let handle = ServerHandle {
             lifecycle: Arc::new(Lifecycle::new(Arc::clone(&waker))),
-            in_flight: Arc::new(InFlight::new(limit, waker)),
+            in_flight: Arc::new(
+                InFlight::new(limit, waker).limit_per_ip(config.max_connections_per_ip),
+            ),
         };
         let context = Arc::new(Context {
             handler,
@@ -418,7 +420,12 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
             request.reject();
             return;
         }
-        let guard = self.context.handle.in_flight.register(request.cut());
+        let in_flight = &self.context.handle.in_flight;
+        let Some(guard) = in_flight.register_from(request.cut(), peer.ip()) else {
+            log::debug!("socketserver: {peer} is at max_connections_per_ip; closed");
+            request.reject();
+            return;
+        };
         let job = Job {
             context: Arc::clone(&self.context),
             request,

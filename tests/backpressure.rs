@@ -83,3 +83,49 @@ fn pool_serves_more_clients_than_workers_through_its_bounded_queue() {
     assert_eq!(server.server_close().unwrap().forced, 0);
     assert_eq!(server.active_connections(), 0);
 }
+
+/// `max_connections_per_ip`: one address cannot hold every slot; its extra
+/// connection is closed at once while another address is still served.
+#[test]
+fn max_connections_per_ip_closes_the_extra_connection_of_one_address() {
+    let (gate, started, release) = gate();
+    let server = ServerBuilder::new()
+        .strategy(Threading::new())
+        .max_connections_per_ip(2)
+        .bind_tcp("127.0.0.1:0", gate)
+        .unwrap();
+    let addr = server.server_address().as_inet().unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| server.serve_forever().unwrap());
+        let held: Vec<_> = (0..2)
+            .map(|_| {
+                let c = connect(server.server_address());
+                started.recv_timeout(LIMIT).unwrap();
+                c
+            })
+            .collect();
+        let mut third = connect(server.server_address());
+        assert_eq!(third.read(&mut [0u8; 1]).unwrap(), 0, "closed at once");
+        // Another loopback address has its own allowance.
+        let other =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        other
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 2], 0)).into())
+            .unwrap();
+        other.connect(&addr.into()).unwrap();
+        started.recv_timeout(LIMIT).unwrap();
+        for _ in 0..3 {
+            release.send(()).unwrap();
+        }
+        drop(held);
+        support::eventually(LIMIT, "the released handlers end", || {
+            server.active_connections() == 0
+        });
+        // A freed slot is usable again by the first address.
+        let _again = connect(server.server_address());
+        started.recv_timeout(LIMIT).unwrap();
+        release.send(()).unwrap();
+        server.shutdown();
+    });
+    assert_eq!(server.server_close().unwrap().forced, 0);
+}

@@ -18,7 +18,10 @@ use crate::sys::{self, Forked};
 ///
 /// - At most [`max_children`](Self::max_children) children run at once
 ///   (default 40, as in Python); at the cap the loop stops accepting but
-///   stays responsive to shutdown (Python blocks in `waitpid`).
+///   stays responsive to shutdown (Python blocks in `waitpid`). Facing
+///   untrusted clients, 40 silent connections hold every child: set a
+///   [`read_timeout`](crate::ServerBuilder::read_timeout) and
+///   [`max_connections_per_ip`](crate::ServerBuilder::max_connections_per_ip).
 /// - Children are reaped as soon as they exit (on Linux the loop waits on a
 ///   `pidfd` per child; elsewhere it sweeps every 50 ms while children
 ///   live), and only our own children, by pid: never `waitpid(-1)`, so a

@@ -20,7 +20,10 @@ type Task = Box<dyn FnOnce() + Send>;
 /// of them; client N+1 is accepted into the queue and waits there, connected
 /// but unanswered, until one of the first N leaves; beyond the queue, new
 /// clients wait in the kernel's listen backlog. Use [`Threading`](crate::Threading)
-/// for long-lived connections, the pool for many short ones.
+/// for long-lived connections, the pool for many short ones. Facing
+/// untrusted clients, N silent connections (slowloris) lock the pool out:
+/// set a [`read_timeout`](crate::ServerBuilder::read_timeout) and
+/// [`max_connections_per_ip`](crate::ServerBuilder::max_connections_per_ip).
 ///
 /// The server never accepts more than `workers + queue` requests at once
 /// (less if [`max_connections`](crate::ServerBuilder::max_connections) is
