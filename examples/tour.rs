@@ -31,10 +31,10 @@ mod cmd_server;
 #[path = "echo.rs"]
 mod echo;
 #[allow(dead_code, unused_imports, unused_macros)]
-#[path = "upload_client.rs"]
+#[path = "upload_client/main.rs"]
 mod upload_client;
 #[allow(dead_code, unused_imports, unused_macros)]
-#[path = "upload_server.rs"]
+#[path = "upload_server/main.rs"]
 mod upload_server;
 
 use std::io::{self, Read, Write};
@@ -141,7 +141,7 @@ fn cmd_step(addr: SocketAddr, token: &str) -> Step {
     Ok(())
 }
 
-fn upload_step(addr: SocketAddr, scratch: &Path, store: &Path) -> Step {
+fn upload_step(addr: SocketAddr, scratch: &Path, store: &Path, token: &str) -> Step {
     const SIZE: usize = 8 << 20;
     println!("\n== 4. upload: streamed in constant memory, SHA-256 checked, renamed into place");
     let path = scratch.join("tour.bin");
@@ -156,12 +156,11 @@ fn upload_step(addr: SocketAddr, scratch: &Path, store: &Path) -> Step {
     std::fs::write(&path, &data)?;
     let expected = upload_client::hex(&Sha256::digest(&data));
     let start = Instant::now();
-    let outcome = upload_client::upload(
-        &addr.to_string(),
-        &path,
-        &upload_client::UploadOptions::default(),
-        &mut |_| {},
-    )?;
+    let opts = upload_client::UploadOptions {
+        token: Some(token.to_string()),
+        ..Default::default()
+    };
+    let outcome = upload_client::upload(&addr.to_string(), &path, &opts, &mut |_| {})?;
     let secs = start.elapsed().as_secs_f64();
     let ack = outcome
         .ack
@@ -180,6 +179,20 @@ fn upload_step(addr: SocketAddr, scratch: &Path, store: &Path) -> Step {
     )?;
     println!("   the stored file is byte-identical to the original");
     Ok(())
+}
+
+type UploadServer =
+    socketserver::Server<socketserver::TcpTransport, upload_server::UploadHandler, ThreadPool>;
+
+/// The upload server with a fresh token, which the upload step presents.
+fn upload_server(store: &Path) -> io::Result<(UploadServer, String)> {
+    let token = upload_server::random_hex()?;
+    let auth = upload_server::Auth::new(&token, false)?;
+    let cfg = upload_server::UploadConfig::new(store.to_path_buf(), auth);
+    let server = ServerBuilder::new()
+        .strategy(ThreadPool::new(4))
+        .bind_tcp("127.0.0.1:0", upload_server::handler(cfg)?)?;
+    Ok((server, token))
 }
 
 fn chat_step(addr: SocketAddr) -> Step {
@@ -253,13 +266,7 @@ fn main() -> Step {
             "127.0.0.1:0",
             cmd_server::handler(cmd_server::Config::new(token)),
         )?;
-    let upload = ServerBuilder::new().strategy(ThreadPool::new(4)).bind_tcp(
-        "127.0.0.1:0",
-        upload_server::handler(upload_server::UploadConfig {
-            dir: store.clone(),
-            ..Default::default()
-        })?,
-    )?;
+    let (upload, upload_token) = upload_server(&store)?;
     let chat_cfg = chat_server::ChatConfig::default();
     let interval = chat_cfg.service_interval();
     let room = chat_server::handler(chat_cfg)?;
@@ -296,7 +303,7 @@ fn main() -> Step {
         let result = echo_step(echo_addr)
             .and_then(|_| sticky_step(cmd_addr, &secret))
             .and_then(|_| cmd_step(cmd_addr, &secret))
-            .and_then(|_| upload_step(upload_addr, scratch.path(), &store))
+            .and_then(|_| upload_step(upload_addr, scratch.path(), &store, &upload_token))
             .and_then(|_| chat_step(chat_addr));
         println!("\n== 6. shutdown: every loop wakes at once; then each server drains");
         let start = Instant::now();
