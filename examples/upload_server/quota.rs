@@ -129,9 +129,14 @@ fn temporaries(dir: &Dir) -> io::Result<Vec<Temporary>> {
         let Some(size) = declared_size(&name) else {
             continue;
         };
-        let modified = std::fs::symlink_metadata(dir.path().join(&name))
-            .and_then(|m| m.modified())
-            .unwrap_or(SystemTime::UNIX_EPOCH);
+        // Only the server's own files count (not a planted symlink).
+        let Ok(meta) = std::fs::symlink_metadata(dir.path().join(&name)) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         out.push(Temporary {
             name,
             size,

@@ -66,12 +66,20 @@ pub fn try_lock(f: &std::fs::File) -> io::Result<bool> {
 /// upload holds it.
 fn open_locked(dir: &Arc<Dir>, name: &str) -> io::Result<Option<Temp>> {
     for _ in 0..5 {
-        let file = match dir.open_own(name)? {
-            Some(f) => f,
-            None => match dir.create_new(name) {
+        let file = match dir.open_own(name) {
+            Ok(Some(f)) => f,
+            Ok(None) => match dir.create_new(name) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 other => other?,
             },
+            // Planted (a symlink, a hard link, someone else's file): remove
+            // the name, never what it points to, and start afresh.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                log::warn!("{e}: removed");
+                dir.remove(name)?;
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         if !try_lock(&file)? {
             return Ok(None);
