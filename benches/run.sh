@@ -58,7 +58,7 @@ cargo build --release --manifest-path "$HARNESS/Cargo.toml" >&2
 BIN="$CARGO_TARGET_DIR/release/sockbench"
 
 UPLOAD_ARGS=()
-if [[ -f examples/upload_server.rs && -f examples/upload_client.rs ]]; then
+if [[ -e examples/upload_server/main.rs && -e examples/upload_client/main.rs ]]; then
     EX_TARGET="$CARGO_TARGET_DIR/crate-examples"
     echo "building the upload examples (release) into $EX_TARGET" >&2
     if CARGO_TARGET_DIR="$EX_TARGET" cargo build --release \
@@ -69,7 +69,7 @@ if [[ -f examples/upload_server.rs && -f examples/upload_client.rs ]]; then
         UPLOAD_ARGS=(--upload-skip "the upload examples did not build (see examples-build.log)")
     fi
 else
-    UPLOAD_ARGS=(--upload-skip "examples/upload_server.rs or upload_client.rs missing")
+    UPLOAD_ARGS=(--upload-skip "examples/upload_server/ or upload_client/ missing")
 fi
 
 # --- run ---------------------------------------------------------------------

@@ -14,6 +14,8 @@
 //!                        [--shutdown-runs N] [--upload-server BIN --upload-client BIN]
 //!                        [--upload-skip REASON] [--upload-bytes N] [--scratch DIR]
 //! sockbench report       FILE.jsonl
+//! sockbench upload-split [--bytes N] [--passes P] [--tmpfs DIR] [--disk DIR]
+//!                        [--server BIN --client BIN]   (see upload_split.rs)
 //! ```
 //!
 //! Servers print `listening on <addr>` and serve until killed. `benches/run.sh`
@@ -24,6 +26,7 @@ mod load;
 mod report;
 mod servers;
 mod suite;
+mod upload_split;
 
 use std::collections::HashMap;
 use std::io;
@@ -190,6 +193,20 @@ fn main() {
             println!("{}", report.display());
             Ok(())
         })(),
+        "upload-split" => {
+            let examples = match (a.get("server"), a.get("client")) {
+                (Some(s), Some(c)) => Some((PathBuf::from(s), PathBuf::from(c))),
+                _ => None,
+            };
+            let o = upload_split::SplitOpts {
+                bytes: a.num("bytes", 1u64 << 30),
+                passes: a.num("passes", 3),
+                tmpfs: PathBuf::from(a.str("tmpfs", "/dev/shm/sockbench-split")),
+                disk: PathBuf::from(a.str("disk", "/var/tmp/sockbench-split")),
+                examples,
+            };
+            upload_split::run(&o).map(|_| ())
+        }
         "report" => (|| {
             let p = a
                 .positional

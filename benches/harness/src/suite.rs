@@ -749,6 +749,8 @@ fn upload_once(
     dir: &Path,
     pass: usize,
 ) -> io::Result<Value> {
+    // The server creates the token file; the client reads it.
+    let token = dir.with_extension("token");
     let spec = Spec {
         name: "upload_server".into(),
         cmd: vec![
@@ -759,6 +761,8 @@ fn upload_once(
             dir.to_string_lossy().into_owned(),
             "--strategy".into(),
             "threading".into(),
+            "--token-file".into(),
+            token.to_string_lossy().into_owned(),
         ],
     };
     let server = start(&spec, o)?;
@@ -771,6 +775,8 @@ fn upload_once(
         src.to_string_lossy().into_owned(),
         "--name".into(),
         name.clone(),
+        "--token-file".into(),
+        token.to_string_lossy().into_owned(),
     ])?;
     let secs = t.elapsed().as_secs_f64();
     let server_hwm = proc_status(server.pid(), "VmHWM");
