@@ -15,7 +15,8 @@
 //!                        [--upload-skip REASON] [--upload-bytes N] [--scratch DIR]
 //! sockbench report       FILE.jsonl
 //! sockbench upload-split [--bytes N] [--passes P] [--tmpfs DIR] [--disk DIR]
-//!                        [--server BIN --client BIN]   (see upload_split.rs)
+//!                        [--server BIN --client BIN]
+//!                        [--baseline-server BIN --baseline-client BIN]   (upload_split.rs)
 //! ```
 //!
 //! Servers print `listening on <addr>` and serve until killed. `benches/run.sh`
@@ -204,6 +205,12 @@ fn main() {
                 tmpfs: PathBuf::from(a.str("tmpfs", "/dev/shm/sockbench-split")),
                 disk: PathBuf::from(a.str("disk", "/var/tmp/sockbench-split")),
                 examples,
+                e2e_only: a.flag("e2e-only"),
+                cases: a.str("cases", ""),
+                baseline: match (a.get("baseline-server"), a.get("baseline-client")) {
+                    (Some(s), Some(c)) => Some((PathBuf::from(s), PathBuf::from(c))),
+                    _ => None,
+                },
             };
             upload_split::run(&o).map(|_| ())
         }

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! sockbench upload-split [--bytes N] [--passes P] [--tmpfs DIR] [--disk DIR]
-//!                        [--server BIN --client BIN]
+//!                        [--server BIN --client BIN] [--e2e-only]
+//!                        [--baseline-server BIN --baseline-client BIN]
 //! ```
 //!
 //! In-process part: a receiver thread pinned to CPU 0 takes `--bytes` from
@@ -44,6 +45,12 @@ pub struct SplitOpts {
     pub tmpfs: PathBuf,
     pub disk: PathBuf,
     pub examples: Option<(PathBuf, PathBuf)>,
+    /// Only the end-to-end part.
+    pub e2e_only: bool,
+    /// Only the in-process cases whose name starts with this.
+    pub cases: String,
+    /// The examples as they were before (no token), run in the same passes.
+    pub baseline: Option<(PathBuf, PathBuf)>,
 }
 
 /// What the receiver does with the bytes.
@@ -142,6 +149,40 @@ fn cases() -> Vec<Case> {
             hash_thread: true,
             ..full
         },
+        Case {
+            name: "4b. receive + SHA-256 + write + fsync, disk, fallocate + write-behind, 256 KiB",
+            buf: 256 * KIB,
+            fallocate: true,
+            write_behind: 8 << 20,
+            ..full
+        },
+        Case {
+            name: "4b. ... 128 KiB",
+            buf: 128 * KIB,
+            fallocate: true,
+            write_behind: 8 << 20,
+            ..full
+        },
+        Case {
+            name: "4b. ... 128 KiB, hash on a 2nd thread",
+            buf: 128 * KIB,
+            fallocate: true,
+            write_behind: 8 << 20,
+            hash_thread: true,
+            ..full
+        },
+        Case {
+            name: "2b. receive + SHA-256, 128 KiB",
+            buf: 128 * KIB,
+            hash: true,
+            ..base
+        },
+        Case {
+            name: "3b. receive + write to tmpfs, 128 KiB",
+            buf: 128 * KIB,
+            write: Some(Where::Tmpfs),
+            ..base
+        },
     ]
 }
 
@@ -153,6 +194,65 @@ fn pin(cpu: usize) {
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
+}
+
+/// CPU seconds (user + system) of the calling thread so far.
+fn thread_cpu() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+        ru
+    };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// CPU seconds (user + system) of process `pid` so far, from /proc.
+fn process_cpu(pid: u32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf only reads a constant.
+    Some(ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64)
+}
+
+/// Runs `cmd` to completion: exit code, peak RSS (KiB), CPU seconds, stdout.
+fn run_timed(cmd: &[String]) -> io::Result<(i32, u64, f64, String)> {
+    let mut child = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)?;
+    let mut status = 0;
+    // SAFETY: waiting for our own child; rusage is written by the kernel.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        if libc::wait4(child.id() as i32, &mut status, 0, &mut ru) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        ru
+    };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    Ok((
+        code,
+        ru.ru_maxrss as u64,
+        t(ru.ru_utime) + t(ru.ru_stime),
+        out,
+    ))
 }
 
 /// `sync_file_range` on `f`: start writing `[off, off+len)` back, or wait
@@ -184,7 +284,7 @@ fn run_case(o: &SplitOpts, c: &Case) -> io::Result<Value> {
     let bytes = o.bytes;
     let path = c.write.map(|w| dir_for(o, w).join("split.bin"));
     let case = *c;
-    let receiver = std::thread::spawn(move || -> io::Result<String> {
+    let receiver = std::thread::spawn(move || -> io::Result<(String, f64, f64)> {
         pin(0);
         let (conn, _) = listener.accept()?;
         receive(conn, &case, path.as_deref(), bytes)
@@ -203,7 +303,7 @@ fn run_case(o: &SplitOpts, c: &Case) -> io::Result<Value> {
     });
     let t = Instant::now();
     sender.join().expect("sender")?;
-    let digest = receiver.join().expect("receiver")?;
+    let (digest, cpu, hasher_cpu) = receiver.join().expect("receiver")?;
     let secs = t.elapsed().as_secs_f64();
     if let Some(w) = c.write {
         let _ = fs::remove_file(dir_for(o, w).join("split.bin"));
@@ -212,11 +312,19 @@ fn run_case(o: &SplitOpts, c: &Case) -> io::Result<Value> {
         "case": "upload-split", "server": c.name, "bytes": bytes, "secs": secs,
         "mb_per_s": bytes as f64 / secs / 1e6, "ns_per_byte": secs * 1e9 / bytes as f64,
         "sha256": digest,
+        "receiver_cpu_ns_per_byte": cpu * 1e9 / bytes as f64,
+        "cpu_ns_per_byte": (cpu + hasher_cpu) * 1e9 / bytes as f64,
     }))
 }
 
 /// Receives `bytes` and does what `c` says with them.
-fn receive(mut conn: TcpStream, c: &Case, path: Option<&Path>, bytes: u64) -> io::Result<String> {
+fn receive(
+    mut conn: TcpStream,
+    c: &Case,
+    path: Option<&Path>,
+    bytes: u64,
+) -> io::Result<(String, f64, f64)> {
+    let cpu0 = thread_cpu();
     let mut file = match path {
         Some(p) => Some(
             OpenOptions::new()
@@ -240,7 +348,7 @@ fn receive(mut conn: TcpStream, c: &Case, path: Option<&Path>, bytes: u64) -> io
                 h.update(&b);
                 let _ = back.send(b);
             }
-            h.finalize()
+            (h.finalize(), thread_cpu())
         })
     });
     let mut h = Sha256::new();
@@ -285,19 +393,27 @@ fn receive(mut conn: TcpStream, c: &Case, path: Option<&Path>, bytes: u64) -> io
         }
     }
     drop(to_hasher);
-    let digest = match hasher {
+    let (digest, hasher_cpu) = match hasher {
         Some(t) => t.join().expect("hasher"),
-        None => h.finalize(),
+        None => (h.finalize(), 0.0),
     };
     if let (Some(f), true) = (&file, c.fsync) {
         f.sync_data()?;
     }
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+    let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok((hex, thread_cpu() - cpu0, hasher_cpu))
 }
 
 /// One end-to-end upload with the example binaries.
-fn example_once(o: &SplitOpts, w: Where, pinned: bool, pass: usize) -> io::Result<Value> {
-    let (server, client) = o.examples.clone().expect("examples");
+fn example_once(
+    o: &SplitOpts,
+    w: Where,
+    pinned: bool,
+    pass: usize,
+    baseline: bool,
+) -> io::Result<Value> {
+    let bins = if baseline { &o.baseline } else { &o.examples };
+    let (server, client) = bins.clone().expect("examples");
     let base = dir_for(o, w).join("e2e");
     let _ = fs::remove_dir_all(&base);
     fs::create_dir_all(&base)?;
@@ -313,8 +429,11 @@ fn example_once(o: &SplitOpts, w: Where, pinned: bool, pass: usize) -> io::Resul
     srv.arg(&server)
         .args(["--addr", "127.0.0.1:0", "--strategy", "threading", "--dir"])
         .arg(&dir)
-        .arg("--token-file")
-        .arg(&token)
+        .args(if baseline {
+            vec![]
+        } else {
+            vec!["--token-file".into(), token.clone().into_os_string()]
+        })
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -328,15 +447,13 @@ fn example_once(o: &SplitOpts, w: Where, pinned: bool, pass: usize) -> io::Resul
         .unwrap_or("")
         .to_string();
     let name = format!("e2e-{pass}.bin");
-    let cmd: Vec<String> = [
+    let mut cmd: Vec<String> = [
         "taskset",
         "-c",
         if pinned { "1" } else { "0,1" },
         &client.to_string_lossy(),
         "--addr",
         &addr,
-        "--token-file",
-        &token.to_string_lossy(),
         &src.to_string_lossy(),
         "--name",
         &name,
@@ -344,10 +461,15 @@ fn example_once(o: &SplitOpts, w: Where, pinned: bool, pass: usize) -> io::Resul
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if !baseline {
+        cmd.extend(["--token-file".into(), token.to_string_lossy().into_owned()]);
+    }
     let t = Instant::now();
-    let (status, client_kib, stdout) = crate::run_measured(&cmd)?;
+    let server_cpu0 = process_cpu(child.id()).unwrap_or(0.0);
+    let (status, client_kib, client_cpu, stdout) = run_timed(&cmd)?;
     let secs = t.elapsed().as_secs_f64();
     let server_kib = crate::suite::proc_status(child.id() as i32, "VmHWM");
+    let server_cpu = process_cpu(child.id()).unwrap_or(f64::NAN) - server_cpu0;
     let _ = child.kill();
     let _ = child.wait();
     let stored = fs::metadata(dir.join(&name)).map(|m| m.len()).ok();
@@ -361,12 +483,15 @@ fn example_once(o: &SplitOpts, w: Where, pinned: bool, pass: usize) -> io::Resul
     } else {
         "both free on 2 cores"
     };
+    let which = if baseline { "before (main)" } else { "now" };
     Ok(json!({
-        "case": "upload-e2e", "server": format!("upload_server + upload_client, {place}, {cores}"),
+        "case": "upload-e2e", "server": format!("{which}: upload_server + upload_client, {place}, {cores}"),
         "bytes": o.bytes, "ok": status == 0 && stored == Some(o.bytes), "client_status": status,
         "client_last_line": stdout.lines().last().unwrap_or(""), "secs": secs,
         "mb_per_s": o.bytes as f64 / secs / 1e6, "server_hwm_kib": server_kib,
         "client_hwm_kib": client_kib,
+        "server_cpu_ns_per_byte": server_cpu * 1e9 / o.bytes as f64,
+        "client_cpu_ns_per_byte": client_cpu * 1e9 / o.bytes as f64,
     }))
 }
 
@@ -397,7 +522,10 @@ pub fn run(o: &SplitOpts) -> io::Result<Vec<Value>> {
             .set_len(o.bytes)?;
     }
     for pass in 0..o.passes {
-        for c in cases() {
+        for c in cases()
+            .into_iter()
+            .filter(|c| !o.e2e_only && c.name.starts_with(o.cases.as_str()))
+        {
             let mut v = run_case(o, &c).unwrap_or_else(
                 |e| json!({"case": "upload-split", "server": c.name, "error": e.to_string()}),
             );
@@ -412,11 +540,16 @@ pub fn run(o: &SplitOpts) -> io::Result<Vec<Value>> {
                 (Where::Disk, true),
                 (Where::Disk, false),
             ] {
-                let mut v = example_once(o, w, pinned, pass)
-                    .unwrap_or_else(|e| json!({"case": "upload-e2e", "error": e.to_string()}));
-                v["pass"] = json!(pass);
-                println!("{v}");
-                rows.push(v);
+                for baseline in [false, true]
+                    .into_iter()
+                    .filter(|&b| !b || o.baseline.is_some())
+                {
+                    let mut v = example_once(o, w, pinned, pass, baseline)
+                        .unwrap_or_else(|e| json!({"case": "upload-e2e", "error": e.to_string()}));
+                    v["pass"] = json!(pass);
+                    println!("{v}");
+                    rows.push(v);
+                }
             }
         }
     }
