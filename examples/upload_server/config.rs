@@ -111,6 +111,10 @@ pub struct Cli {
     /// Uploads at once from one client address.
     #[arg(long, default_value_t = 8)]
     max_uploads_per_ip: usize,
+    /// Connections at once from one client address (the rest are closed
+    /// before they are read).
+    #[arg(long, default_value_t = 16)]
+    pub max_connections_per_ip: usize,
     /// Seconds a client has to send its header after connecting.
     #[arg(long, default_value_t = 10.0)]
     header_timeout: f64,

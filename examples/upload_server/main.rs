@@ -239,6 +239,7 @@ fn main() -> io::Result<()> {
     let (cli, addrs, cfg) = config::parse()?;
     let h = handler(cfg)?;
     let builder = cli.serve.builder().service_interval(h.sweeper.every);
+    let builder = builder.max_connections_per_ip(cli.max_connections_per_ip);
     common::serve(
         builder
             .write_timeout(Duration::from_secs(30))
