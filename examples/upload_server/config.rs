@@ -121,7 +121,7 @@ pub struct Cli {
     /// Seconds a client may stay silent (and fall behind --min-rate).
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
-    /// Slowest average body rate accepted, in bytes per second.
+    /// Slowest average body rate accepted, in bytes per second (0: any).
     #[arg(long, default_value_t = 16 * 1024)]
     min_rate: u64,
     /// Hours after which an untouched partial upload is deleted.
@@ -137,6 +137,11 @@ const MAX_CONNECTIONS: usize = 64;
 /// The options and the configuration they give.
 pub fn parse() -> io::Result<(Cli, Vec<SocketAddr>, UploadConfig)> {
     let mut cli = Cli::parse();
+    if !(cli.timeout > 0.0 && cli.header_timeout > 0.0) {
+        return Err(io::Error::other(
+            "--timeout and --header-timeout must be positive",
+        ));
+    }
     let addrs: Vec<SocketAddr> = cli.addr.to_socket_addrs()?.collect();
     if cli.lesson && !addrs.iter().all(|a| a.ip().is_loopback()) {
         let why = "--lesson (uploads without a token) is allowed on loopback only";

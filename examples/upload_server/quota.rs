@@ -165,14 +165,17 @@ pub struct Paced<R> {
     started: Instant,
     got: u64,
     grace: Duration,
-    /// Bytes per second; 0 for a fixed deadline of `grace`.
-    min_rate: u64,
+    /// Bytes per second (`Some(0)`: no minimum, only `grace` of silence);
+    /// `None` for a fixed deadline of `grace`.
+    min_rate: Option<u64>,
 }
 
 impl<R: Read> Paced<R> {
     /// All of it within `limit`.
     pub fn deadline(inner: R, sock: Stream, limit: Duration) -> Paced<R> {
-        Paced::min_rate(inner, sock, limit, 0)
+        let mut p = Paced::min_rate(inner, sock, limit, 0);
+        p.min_rate = None;
+        p
     }
 
     /// At least `min_rate` bytes per second on average, after `grace`.
@@ -184,15 +187,16 @@ impl<R: Read> Paced<R> {
             started,
             got: 0,
             grace,
-            min_rate,
+            min_rate: Some(min_rate),
         }
     }
 
     /// When the next byte is due at the latest.
     fn due(&self) -> Instant {
         let earned = match self.min_rate {
-            0 => Duration::ZERO,
-            rate => Duration::from_secs_f64(self.got as f64 / rate as f64),
+            None => Duration::ZERO,
+            Some(0) => return Instant::now() + self.grace,
+            Some(rate) => Duration::from_secs_f64(self.got as f64 / rate as f64),
         };
         self.started + self.grace + earned
     }
@@ -203,8 +207,8 @@ impl<R: Read> Read for Paced<R> {
         let left = self.due().saturating_duration_since(Instant::now());
         if left.is_zero() {
             let why = match self.min_rate {
-                0 => format!("not received within {:?}", self.grace),
-                rate => format!("slower than {rate} bytes/s"),
+                None | Some(0) => format!("not received within {:?}", self.grace),
+                Some(rate) => format!("slower than {rate} bytes/s"),
             };
             return Err(io::Error::new(io::ErrorKind::TimedOut, why));
         }
