@@ -186,9 +186,12 @@ impl Temp {
         }
     }
 
-    /// Leaves the file in place when this is dropped.
-    pub fn keep(&mut self) {
-        self.keep = true;
+    /// Leaves a resumable file with data in it in place when this is
+    /// dropped; its length if so.
+    pub fn keep_if_resumable(&mut self) -> Option<u64> {
+        let have = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+        self.keep = self.resumable && have > 0;
+        self.keep.then_some(have)
     }
 
     /// Renames the file to `final_name` (see [`Dir::rename`]).

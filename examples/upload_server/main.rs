@@ -32,7 +32,7 @@ mod replies;
 mod resume;
 mod sweep;
 
-use std::io::{self, ErrorKind, Seek, SeekFrom};
+use std::io::{self, ErrorKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,15 +133,15 @@ impl UploadHandler {
         }
         let mut tmp = resume::open(&self.dir, &self.cfg.quota, name, size, sha, up.h.resume)?;
         let mut hasher = Sha256::new();
-        let offset = match up.h.resume {
-            true => resume::prefix(&mut tmp, size, &mut hasher).map_err(disk)?,
-            false => 0,
-        };
-        tmp.file.set_len(offset).map_err(disk)?;
-        tmp.file.seek(SeekFrom::Start(offset)).map_err(disk)?;
-        fastpath::preallocate(&tmp.file, offset, size).map_err(disk)?;
-        if up.h.resume {
-            reply(&mut req.wfile, &json!({ "offset": offset }))?;
+        let offset = resume::start(&mut tmp, size, up.h.resume, &mut hasher).map_err(disk)?;
+        let ready = fastpath::preallocate(&tmp.file, offset, size).map_err(disk);
+        let ready = ready.and_then(|()| match up.h.resume {
+            true => Ok(reply(&mut req.wfile, &json!({ "offset": offset }))?),
+            false => Ok(()),
+        });
+        if let Err(stop) = ready {
+            tmp.keep_if_resumable();
+            return Err(stop);
         }
         Ok(Body {
             tmp,

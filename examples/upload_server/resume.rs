@@ -139,27 +139,28 @@ pub fn open(
     Ok(Temp::new(Arc::clone(dir), one_off, file, false))
 }
 
-/// How much of a partial can be continued: feeds its first bytes (at most
-/// `size`) to `hasher` and returns their number. A fresh file gives 0.
-pub fn prefix(tmp: &mut Temp, size: u64, hasher: &mut Sha256) -> io::Result<u64> {
+/// Positions `tmp` where the body starts: when resuming, after the part
+/// already there (at most `size`), fed to `hasher`; otherwise at 0, the
+/// file emptied.
+pub fn start(tmp: &mut Temp, size: u64, resume: bool, hasher: &mut Sha256) -> io::Result<u64> {
     let have = tmp.file.metadata()?.len();
-    if have > size {
-        return Ok(0);
-    }
+    let offset = if resume && have <= size { have } else { 0 };
     tmp.file.seek(SeekFrom::Start(0))?;
-    let done = io::copy(&mut (&tmp.file).take(have), hasher)?;
-    Ok(done)
+    if io::copy(&mut (&tmp.file).take(offset), hasher)? != offset {
+        return Err(io::Error::other("the partial file shrank while reading it"));
+    }
+    tmp.file.set_len(offset)?;
+    tmp.file.seek(SeekFrom::Start(offset))?;
+    Ok(offset)
 }
 
 /// What a cut upload leaves: a resumable partial with data in it is kept,
 /// anything else is removed (when `tmp` is dropped).
 pub fn cut(tmp: &mut Temp, name: &str, why: &str) -> Stop {
-    let have = tmp.file.metadata().map(|m| m.len()).unwrap_or(0);
-    if tmp.resumable && have > 0 {
-        tmp.keep();
-        return Stop::Cut(format!(
+    match tmp.keep_if_resumable() {
+        Some(have) => Stop::Cut(format!(
             "upload of {name} cut at {have} bytes ({why}); kept for resume"
-        ));
+        )),
+        None => Stop::Cut(format!("upload of {name} cut ({why})")),
     }
-    Stop::Cut(format!("upload of {name} cut ({why})"))
 }
