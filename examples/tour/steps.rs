@@ -1,41 +1,5 @@
-//! The tour: every example server in one process, on ports the OS picks,
-//! each driven by its example client's own code, with a short transcript.
-//!
-//! ```text
-//! cargo run --example tour
-//! ```
-//!
-//! It includes the example files themselves as modules (their handlers and
-//! client functions are `pub`), so it cannot drift from them. Each step
-//! checks its result and the tour exits non-zero if one fails; after the
-//! last step every server is shut down and drained.
-
-// Each included example declares `mod common;`, so the shared module is
-// compiled once per example here; that duplication is the price of running
-// the examples' own files rather than copies.
-#![allow(clippy::duplicate_mod)]
-
-#[allow(dead_code, unused_imports, unused_macros)]
-#[path = "chat_client/main.rs"]
-mod chat_client;
-#[allow(dead_code, unused_imports, unused_macros)]
-#[path = "chat_server/main.rs"]
-mod chat_server;
-#[allow(dead_code, unused_imports, unused_macros)]
-#[path = "cmd_client/main.rs"]
-mod cmd_client;
-#[allow(dead_code, unused_imports, unused_macros)]
-#[path = "cmd_server/main.rs"]
-mod cmd_server;
-#[allow(dead_code, unused_imports, unused_macros)]
-#[path = "echo.rs"]
-mod echo;
-#[allow(dead_code, unused_imports, unused_macros)]
-#[path = "upload_client/main.rs"]
-mod upload_client;
-#[allow(dead_code, unused_imports, unused_macros)]
-#[path = "upload_server/main.rs"]
-mod upload_server;
+//! The tour's steps: each drives one server with its example client's own
+//! code, prints a short transcript and checks its result.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -44,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use socketserver::framing::FrameFormat;
-use socketserver::{DrainReport, ServerBuilder, ThreadPool, Threading};
 
-type Step = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+use crate::{chat_client, cmd_client, upload_client};
+
+pub type Step = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn check(ok: bool, what: &str) -> Step {
+pub fn check(ok: bool, what: &str) -> Step {
     if ok {
         Ok(())
     } else {
@@ -64,7 +29,7 @@ fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(s)
 }
 
-fn echo_step(addr: SocketAddr) -> Step {
+pub fn echo_step(addr: SocketAddr) -> Step {
     println!("\n== 1. echo: a ThreadingTcpServer whose handler is one line of io::copy");
     let mut c = connect(addr)?;
     for msg in ["hello, socketserver", "你好"] {
@@ -80,7 +45,7 @@ fn echo_step(addr: SocketAddr) -> Step {
     Ok(())
 }
 
-fn sticky_step(addr: SocketAddr, token: &str) -> Step {
+pub fn sticky_step(addr: SocketAddr, token: &str) -> Step {
     println!("\n== 2. sticky packets (粘包): the frame header says where a message ends");
     // One request written one byte per segment: the server still reads one
     // whole frame.
@@ -120,7 +85,7 @@ fn sticky_step(addr: SocketAddr, token: &str) -> Step {
     Ok(())
 }
 
-fn cmd_step(addr: SocketAddr, token: &str) -> Step {
+pub fn cmd_step(addr: SocketAddr, token: &str) -> Step {
     println!("\n== 3. remote command: stdout and stderr read concurrently, exit status kept");
     let mut c = connect(addr)?;
     let cmd = "echo to stdout; echo to stderr >&2; exit 3";
@@ -141,7 +106,7 @@ fn cmd_step(addr: SocketAddr, token: &str) -> Step {
     Ok(())
 }
 
-fn upload_step(addr: SocketAddr, scratch: &Path, store: &Path, token: &str) -> Step {
+pub fn upload_step(addr: SocketAddr, scratch: &Path, store: &Path, token: &str) -> Step {
     const SIZE: usize = 8 << 20;
     println!("\n== 4. upload: streamed in constant memory, SHA-256 checked, renamed into place");
     let path = scratch.join("tour.bin");
@@ -181,21 +146,7 @@ fn upload_step(addr: SocketAddr, scratch: &Path, store: &Path, token: &str) -> S
     Ok(())
 }
 
-type UploadServer =
-    socketserver::Server<socketserver::TcpTransport, upload_server::UploadHandler, ThreadPool>;
-
-/// The upload server with a fresh token, which the upload step presents.
-fn upload_server(store: &Path) -> io::Result<(UploadServer, String)> {
-    let token = upload_server::random_hex()?;
-    let auth = upload_server::Auth::new(&token, false)?;
-    let cfg = upload_server::UploadConfig::new(store.to_path_buf(), auth);
-    let server = ServerBuilder::new()
-        .strategy(ThreadPool::new(4))
-        .bind_tcp("127.0.0.1:0", upload_server::handler(cfg)?)?;
-    Ok((server, token))
-}
-
-fn chat_step(addr: SocketAddr) -> Step {
+pub fn chat_step(addr: SocketAddr) -> Step {
     println!("\n== 5. chat room: three members on a UdpServer sharing one room");
     let names = ["alice", "bob", "carol"];
     let mut members = Vec::new();
@@ -239,92 +190,5 @@ fn chat_step(addr: SocketAddr) -> Step {
     for c in &members {
         c.send("/quit")?;
     }
-    Ok(())
-}
-
-fn report(name: &str, r: DrainReport) {
-    println!(
-        "   {name:<7} drained: {} completed, {} cut, in {:?}",
-        r.completed, r.forced, r.elapsed
-    );
-}
-
-fn main() -> Step {
-    let scratch = tempfile::tempdir()?;
-    let store = scratch.path().join("uploads");
-
-    let echo = ServerBuilder::new()
-        .strategy(Threading::new())
-        .bind_tcp("127.0.0.1:0", echo::echo)?;
-    // The command server requires a token; the tour generates one, as the
-    // server does when it is given none.
-    let (token, secret) = cmd_server::auth::Token::generate()?;
-    let cmd = ServerBuilder::new()
-        .strategy(Threading::new())
-        .drain_timeout(Duration::from_secs(5))
-        .bind_tcp(
-            "127.0.0.1:0",
-            cmd_server::handler(cmd_server::Config::new(token)),
-        )?;
-    let (upload, upload_token) = upload_server(&store)?;
-    let chat_cfg = chat_server::ChatConfig::default();
-    let interval = chat_cfg.service_interval();
-    let room = chat_server::handler(chat_cfg)?;
-    let chat = ServerBuilder::new()
-        .strategy(Threading::new())
-        .max_packet_size(chat_server::RECV_BUFFER)
-        .service_interval(interval)
-        .bind_udp("127.0.0.1:0", room)?;
-
-    println!("socketserver tour: four servers in one process, ports picked by the OS");
-    for (name, addr) in [
-        ("echo", echo.server_address()),
-        ("command", cmd.server_address()),
-        ("upload", upload.server_address()),
-        ("chat", chat.server_address()),
-    ] {
-        println!("   {name:<8} listening on {addr}");
-    }
-    let inet = |a: &socketserver::Addr| a.as_inet().expect("an IP address");
-    let (echo_addr, cmd_addr, upload_addr, chat_addr) = (
-        inet(echo.server_address()),
-        inet(cmd.server_address()),
-        inet(upload.server_address()),
-        inet(chat.server_address()),
-    );
-
-    let result = std::thread::scope(|s| {
-        let loops = [
-            s.spawn(|| echo.serve_forever()),
-            s.spawn(|| cmd.serve_forever()),
-            s.spawn(|| upload.serve_forever()),
-            s.spawn(|| chat.serve_forever()),
-        ];
-        let result = echo_step(echo_addr)
-            .and_then(|_| sticky_step(cmd_addr, &secret))
-            .and_then(|_| cmd_step(cmd_addr, &secret))
-            .and_then(|_| upload_step(upload_addr, scratch.path(), &store, &upload_token))
-            .and_then(|_| chat_step(chat_addr));
-        println!("\n== 6. shutdown: every loop wakes at once; then each server drains");
-        let start = Instant::now();
-        echo.shutdown();
-        cmd.shutdown();
-        upload.shutdown();
-        chat.shutdown();
-        for l in loops {
-            l.join().expect("a server loop panicked")?;
-        }
-        println!(
-            "   all four serve_forever loops returned in {:?}",
-            start.elapsed()
-        );
-        result.map_err(|e| io::Error::other(e.to_string()))
-    });
-    report("echo", echo.server_close()?);
-    report("command", cmd.server_close()?);
-    report("upload", upload.server_close()?);
-    report("chat", chat.server_close()?);
-    result?;
-    println!("\ntour complete");
     Ok(())
 }
