@@ -5,7 +5,11 @@
 //! # then, in another terminal:
 //! nc 127.0.0.1 9999        # or: python3 -c "..."; type, and see it echoed
 //! ```
-//! Ctrl-C (SIGINT) or SIGTERM drains the connections in flight and exits 0.
+//! Ctrl-C (SIGINT) or SIGTERM drains the connections in flight and exits 0;
+//! SIGHUP hands the listening socket to a fresh copy, drains and exits 0.
+//! `--tls-cert/--tls-key` (feature `tls`), `--proxy-protocol
+//! --trusted-proxy CIDR`, and a systemd socket (`LISTEN_FDS`) are taken as
+//! docs/guide/08-production.md describes.
 
 mod common;
 
@@ -27,6 +31,8 @@ struct Cli {
     addr: String,
     #[command(flatten)]
     serve: common::ServeArgs,
+    #[command(flatten)]
+    edge: common::edge::EdgeArgs,
 }
 
 fn main() -> std::io::Result<()> {
@@ -35,6 +41,9 @@ fn main() -> std::io::Result<()> {
     // TCP_NODELAY: an echo answers in pieces as they arrive; with Nagle's
     // algorithm a reply's second piece would wait for the client's delayed
     // ACK of the first (up to 40 ms).
-    let builder = cli.serve.builder().nodelay(true);
-    common::serve(builder.bind_tcp(cli.addr.as_str(), echo)?)
+    let builder = cli.edge.apply(cli.serve.builder().nodelay(true))?;
+    match common::edge::inherited_tcp()? {
+        Some(listener) => common::serve(builder.from_tcp_listener(listener, echo)?),
+        None => common::serve(builder.bind_tcp(cli.addr.as_str(), echo)?),
+    }
 }

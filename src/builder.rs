@@ -37,7 +37,7 @@ use crate::transport::{
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until one of its bind methods is called"]
 pub struct ServerBuilder<S = Sequential> {
-    config: Config,
+    pub(crate) config: Config,
     strategy: S,
 }
 

@@ -24,6 +24,7 @@ pub struct Config {
     pub(crate) drain_timeout: Option<Duration>,
     pub(crate) service_interval: Option<Duration>,
     pub(crate) quiet_panics: bool,
+    pub(crate) edge: crate::edge::Edge,
 }
 
 impl Default for Config {
@@ -43,6 +44,7 @@ impl Default for Config {
             drain_timeout: None,
             service_interval: None,
             quiet_panics: false,
+            edge: Default::default(),
         }
     }
 }

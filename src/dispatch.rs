@@ -113,15 +113,24 @@ impl<H: StreamHandler + 'static> Handles<Connection> for H {
         StreamHandler::service_actions(self)
     }
     fn serve(&self, conn: Connection, peer: Addr, server: ServerHandle, config: &Config) -> bool {
-        let stream = Arc::clone(&conn.stream);
+        let stats = Arc::clone(&server.stats);
+        let opened = match crate::edge::open(conn.stream, peer.clone(), config, &stats) {
+            Ok(opened) => opened,
+            Err(crate::edge::OpenError::Refused) => return false,
+            Err(crate::edge::OpenError::Socket(e)) => {
+                let e: HandlerError = e.into();
+                stats.handler_failed(&e);
+                let _ = catch_hook(|| StreamHandler::handle_error(self, &peer, &e));
+                return false;
+            }
+        };
+        let peer = opened.peer.clone();
+        let wire = Arc::clone(&opened.wire);
         let report = |e: &HandlerError| {
+            stats.handler_failed(e);
             let _ = catch_hook(|| StreamHandler::handle_error(self, &peer, e));
         };
-        if let Err(e) = config.prepare(&stream) {
-            report(&e.into());
-            return false;
-        }
-        let mut req = StreamRequest::new(conn, peer.clone(), server);
+        let mut req = StreamRequest::new(opened, conn.phase, server);
         let ok = quiet_if(config.quiet_panics, || {
             lifecycle(
                 self.clone(),
@@ -133,9 +142,9 @@ impl<H: StreamHandler + 'static> Handles<Connection> for H {
             )
         });
         drop(req);
-        // Python's shutdown_request: SHUT_WR so the client reads EOF, then
-        // close (when the last handle drops). ENOTCONN is fine here.
-        let _ = stream.shutdown(std::net::Shutdown::Write);
+        // Python's shutdown_request: close_notify (TLS), SHUT_WR so the
+        // client reads EOF, then close (when the last handle drops).
+        wire.close();
         ok
     }
 }
@@ -154,7 +163,9 @@ impl<H: DatagramHandler + 'static> Handles<Datagram> for H {
         DatagramHandler::service_actions(self)
     }
     fn serve(&self, dgram: Datagram, peer: Addr, server: ServerHandle, config: &Config) -> bool {
+        let stats = Arc::clone(&server.stats);
         let report = |e: &HandlerError| {
+            stats.handler_failed(e);
             let _ = catch_hook(|| DatagramHandler::handle_error(self, &peer, e));
         };
         let mut req = DatagramRequest::new(dgram.data, peer.clone(), dgram.socket, server);

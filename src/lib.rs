@@ -83,18 +83,26 @@ compile_error!("socketserver supports unix platforms for now");
 
 mod builder;
 mod config;
+mod deadline;
 mod dispatch;
+mod edge;
 mod error;
 pub mod framing;
 mod handler;
 mod inflight;
 mod net;
+pub mod proxy;
 mod request;
+pub mod restart;
 mod server;
 mod shutdown;
 #[cfg(feature = "signals")]
 mod signals;
+mod stats;
 mod strategy;
+pub mod systemd;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod transport;
 mod unwind;
 
@@ -106,16 +114,21 @@ mod sys;
 mod doctests;
 
 pub use builder::ServerBuilder;
+pub use deadline::{DeadlinePassed, Deadlines};
 pub use error::{ChildKilled, HandlerError, HandlerResult, PanicError, TruncatedDatagram};
 pub use handler::{DatagramHandler, StreamHandler};
 pub use inflight::DrainReport;
 pub use net::{Addr, DatagramSocket, Stream};
+pub use proxy::{ProxyInfo, ProxyProtocol, TrustedNet};
 pub use request::{DatagramRequest, Rfile, StreamRequest, Wfile};
 pub use server::Server;
 pub use shutdown::ServerHandle;
 #[cfg(feature = "signals")]
 pub use signals::shutdown_on_signals;
+pub use stats::{DrainState, ServerStats, TimeoutKind};
 pub use strategy::{AnyStrategy, Forking, Sequential, Strategy, ThreadPool, Threading};
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsInfo};
 pub use transport::{
     TcpTransport, Transport, UdpTransport, UnixDatagramTransport, UnixStreamTransport,
 };

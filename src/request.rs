@@ -6,10 +6,11 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::edge::{Opened, Wire};
 use crate::inflight::Phase;
 use crate::net::{Addr, DatagramSocket, Stream};
+use crate::proxy::ProxyInfo;
 use crate::shutdown::ServerHandle;
-use crate::transport::Connection;
 
 /// One accepted connection, as Python's `StreamRequestHandler` sees it.
 ///
@@ -57,19 +58,48 @@ pub struct StreamRequest {
     pub server: ServerHandle,
     stream: Arc<Stream>,
     phase: Arc<Phase>,
+    wire: Arc<Wire>,
+    proxy: Option<ProxyInfo>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsInfo>,
 }
 
 impl StreamRequest {
-    pub(crate) fn new(conn: Connection, peer: Addr, server: ServerHandle) -> StreamRequest {
-        let Connection { stream, phase } = conn;
+    pub(crate) fn new(opened: Opened, phase: Arc<Phase>, server: ServerHandle) -> StreamRequest {
+        let wire = opened.wire;
         StreamRequest {
-            rfile: Rfile(BufReader::new(RawReader(Arc::clone(&stream)))),
-            wfile: Wfile(Arc::clone(&stream)),
-            peer,
+            rfile: Rfile(BufReader::new(RawReader(Arc::clone(&wire)))),
+            wfile: Wfile(Arc::clone(&wire)),
+            peer: opened.peer,
             server,
-            stream,
+            stream: Arc::clone(&wire.stream),
             phase,
+            wire,
+            proxy: opened.proxy,
+            #[cfg(feature = "tls")]
+            tls: opened.tls,
         }
+    }
+
+    /// What the PROXY protocol header said (the proxy's own address, the
+    /// original destination), when the listener requires one; `None`
+    /// otherwise. [`peer`](Self::peer) is already the client's address.
+    pub fn proxy(&self) -> Option<&ProxyInfo> {
+        self.proxy.as_ref()
+    }
+
+    /// What the TLS handshake agreed (SNI, ALPN, client certificates), on a
+    /// TLS server; `None` on a plain one (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.tls.as_ref()
+    }
+
+    /// Starts the [`Deadlines`](crate::Deadlines) again: the idle time, the
+    /// request deadline and the rate all count from now.
+    /// [`next_request`](Self::next_request) does this itself.
+    pub fn restart_deadlines(&self) {
+        self.wire.clock.restart(false);
     }
 
     /// Waits for the next request on a long-lived connection: returns
@@ -95,8 +125,13 @@ impl StreamRequest {
     ///
     /// A read timeout set on the connection still applies: an idle client
     /// then gets a `WouldBlock`/`TimedOut` error here.
+    ///
+    /// The [`Deadlines`](crate::Deadlines) start again here: the idle time
+    /// bounds this wait, the request deadline and the rate count from it.
     pub fn next_request(&mut self) -> io::Result<bool> {
-        if !self.rfile.buffer().is_empty() {
+        let buffered = !self.rfile.buffer().is_empty();
+        self.wire.clock.restart(buffered);
+        if buffered {
             return Ok(true);
         }
         self.phase.set_idle();
@@ -134,13 +169,16 @@ impl StreamRequest {
     /// times out fails with `WouldBlock`/`TimedOut`. The server's
     /// [`read_timeout`](crate::ServerBuilder::read_timeout) is applied before
     /// `setup` runs.
+    ///
+    /// With [`Deadlines`](crate::Deadlines) set, a read waits at most the
+    /// shorter of this timeout and the time left to the nearest deadline.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.stream.set_read_timeout(timeout)
+        self.wire.clock.set_user_read(&self.stream, timeout)
     }
 
     /// Sets this connection's write timeout (`SO_SNDTIMEO`).
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.stream.set_write_timeout(timeout)
+        self.wire.clock.set_user_write(&self.stream, timeout)
     }
 
     /// True once the server is shutting down: a long-lived handler should
@@ -150,13 +188,13 @@ impl StreamRequest {
     }
 }
 
-/// The reading half of a connection, unbuffered.
+/// The reading half of a connection, unbuffered (plaintext under TLS).
 #[derive(Debug)]
-struct RawReader(Arc<Stream>);
+struct RawReader(Arc<Wire>);
 
 impl Read for RawReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
+        self.0.read(buf)
     }
 }
 
@@ -240,17 +278,19 @@ impl BufRead for &mut Rfile {
 /// `write` never writes part of a buffer: it loops until all of it is sent
 /// (retrying on `EINTR`), like Python's `sendall`, and returns its length.
 /// There is no buffer, so `flush` does nothing and nothing waits in memory.
+/// On a TLS server it encrypts, and a write returns once its records are
+/// sent.
 #[derive(Debug)]
-pub struct Wfile(Arc<Stream>);
+pub struct Wfile(Arc<Wire>);
 
 impl Write for Wfile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self.0).write_all(buf)?;
+        self.0.write_all(buf)?;
         Ok(buf.len())
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        (&*self.0).write_all(buf)
+        self.0.write_all(buf)
     }
 
     /// Formats all of `args` first, then sends it with one `send(2)`: a
@@ -271,7 +311,7 @@ impl Write for Wfile {
 
 impl std::os::fd::AsRawFd for Wfile {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.as_raw_fd()
+        self.0.stream.as_raw_fd()
     }
 }
 

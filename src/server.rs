@@ -33,6 +33,7 @@ use crate::error::{HandlerError, TruncatedDatagram};
 use crate::inflight::{DrainReport, InFlight};
 use crate::net::{Addr, DatagramSocket};
 use crate::shutdown::{Lifecycle, ServerHandle};
+use crate::stats::Stats;
 use crate::strategy::{Execute, Sequential, Strategy};
 use crate::transport::{Arrival, Incoming, Transport};
 use crate::unwind::{catch, catch_hook};
@@ -77,6 +78,8 @@ struct Loop<T> {
     transport: Option<T>,
     /// The listener reported readiness and `next` has not said `WouldBlock`.
     ready: bool,
+    /// Stopped at `max_connections` (counted once per pause).
+    paused: bool,
     /// After an accept error: no accepting until then, and the next pause.
     backoff: Option<(Instant, Duration)>,
 }
@@ -142,6 +145,7 @@ where
             in_flight: Arc::new(
                 InFlight::new(limit, waker).limit_per_ip(config.max_connections_per_ip),
             ),
+            stats: Default::default(),
         };
         let context = Arc::new(Context {
             handler,
@@ -160,6 +164,7 @@ where
                 events: Events::with_capacity(64),
                 transport: Some(transport),
                 ready: true,
+                paused: false,
                 backoff: None,
             }),
             loop_thread: Mutex::new(None),
@@ -181,6 +186,13 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
     /// carries no data.
     pub fn socket(&self) -> Option<&Arc<DatagramSocket>> {
         self.socket.as_ref()
+    }
+
+    /// The listening socket's descriptor, for a stream server (`None` for a
+    /// datagram one): what [`restart::spawn_replacement`](crate::restart::spawn_replacement)
+    /// hands over. Valid until [`server_close`](Self::server_close).
+    pub fn listener_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.context.listener_fd
     }
 
     /// A cloneable handle to stop the server from any thread.
@@ -220,6 +232,10 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
 
     fn lifecycle(&self) -> &Lifecycle {
         &self.context.handle.lifecycle
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.context.handle.stats
     }
 
     fn in_flight(&self) -> &InFlight {
@@ -285,6 +301,7 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
             &|| self.reap(),
         );
         self.strategy.close(report.abandoned == 0);
+        self.stats().closed();
         *closed = Some(report);
         Ok(report)
     }
@@ -371,9 +388,16 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
     /// Takes and dispatches one request if the listener is ready and there
     /// is room; false when there is nothing more to take now.
     fn take_one(&self, lp: &mut Loop<T>) -> bool {
-        if !lp.ready || self.lifecycle().stop_requested() || self.in_flight().at_capacity() {
+        if !lp.ready || self.lifecycle().stop_requested() {
             return false;
         }
+        if self.in_flight().at_capacity() {
+            if !std::mem::replace(&mut lp.paused, true) {
+                Stats::bump(&self.stats().paused);
+            }
+            return false;
+        }
+        lp.paused = false;
         if let Some((until, _)) = lp.backoff
             && Instant::now() < until
         {
@@ -415,17 +439,21 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
                 self.report(&peer, e);
                 false
             });
+        Stats::bump(&self.stats().accepted);
         if !allowed {
+            Stats::bump(&self.stats().refused);
             log::debug!("socketserver: verify_request refused {peer}");
             request.reject();
             return;
         }
         let in_flight = &self.context.handle.in_flight;
         let Some(guard) = in_flight.register_from(request.cut(), peer.ip()) else {
+            Stats::bump(&self.stats().refused);
             log::debug!("socketserver: {peer} is at max_connections_per_ip; closed");
             request.reject();
             return;
         };
+        self.stats().note_active(self.in_flight().live());
         let job = Job {
             context: Arc::clone(&self.context),
             request,
@@ -463,6 +491,10 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
             // Transient: the next attempt may succeed (a client that gave
             // up in the backlog, an ICMP error on a UDP socket).
             return;
+        }
+        Stats::bump(&self.stats().accept_errors);
+        if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+            Stats::bump(&self.stats().emfile_backoffs);
         }
         let pause = lp.backoff.map_or(BACKOFF_MIN, |(_, p)| p);
         log::error!(

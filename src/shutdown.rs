@@ -138,6 +138,7 @@ impl Lifecycle {
 pub struct ServerHandle {
     pub(crate) lifecycle: Arc<Lifecycle>,
     pub(crate) in_flight: Arc<InFlight>,
+    pub(crate) stats: Arc<crate::stats::Stats>,
 }
 
 impl ServerHandle {

@@ -6,6 +6,8 @@
 //! not an example of its own).
 #![allow(dead_code)]
 
+pub mod edge;
+
 use std::io::{self, Write};
 use std::time::Duration;
 
@@ -82,11 +84,14 @@ pub fn serve_with<T: Transport, H, S: Strategy>(
     on_stop: impl FnOnce(&Server<T, H, S>),
 ) -> io::Result<()> {
     socketserver::shutdown_on_signals(&server.handle())?;
+    let supervisor = edge::Supervisor::start(server.handle(), server.listener_fd())?;
     let mut out = io::stdout().lock();
     writeln!(out, "listening on {}", server.server_address())?;
     out.flush()?;
     drop(out);
+    supervisor.ready();
     server.serve_forever()?;
+    supervisor.stopping();
     on_stop(&server);
     let report = server.server_close()?;
     eprintln!(

@@ -140,3 +140,155 @@ pub(crate) fn recv_datagram(
     };
     Ok((n, truncated, addr))
 }
+
+/// Takes ownership of a descriptor this process inherited (socket
+/// activation), after checking it is open, and marks it close-on-exec so
+/// commands the server spawns do not inherit the listener.
+pub(crate) fn adopt_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD takes no pointer; it fails with EBADF on a closed fd.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is open, and the caller passes only numbers the
+    // service manager (LISTEN_FDS, checked against LISTEN_PID) handed to this
+    // process, which nothing else in it owns; the variables are removed
+    // afterwards so no one adopts them twice.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: F_SETFD with an integer flag; no pointers.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned)
+}
+
+/// Removes a variable from the environment.
+///
+/// Callers document that they must run before the program starts threads
+/// (std's own lock orders this against other Rust readers; C code reading
+/// the environment on another thread at the same moment is the hazard).
+pub(crate) fn remove_env(name: &str) {
+    // SAFETY: see above: called from `systemd::listen_fds`, whose contract
+    // is "at the start of main, before spawning threads".
+    unsafe { std::env::remove_var(name) };
+}
+
+/// `getpid(2)`.
+pub(crate) fn getpid() -> u32 {
+    std::process::id()
+}
+
+/// Forks and executes `path` with `argv` and `envp`, the descriptor
+/// `listener` becoming fd 3 (without close-on-exec) in the new program, and
+/// the environment entry at `envp[pid_slot]` (`LISTEN_PID=` followed by
+/// room for digits) completed with the new process's pid, as systemd does.
+/// Returns the pid once `execve` has succeeded; an `execve` failure is
+/// reported as its error.
+pub(crate) fn spawn_inheriting(
+    path: &std::ffi::CStr,
+    argv: &[std::ffi::CString],
+    envp: &mut [Vec<u8>],
+    pid_slot: usize,
+    listener: RawFd,
+) -> io::Result<libc::pid_t> {
+    use std::os::raw::c_char;
+    const FIRST: RawFd = 3;
+    let prefix = b"LISTEN_PID=".len();
+    assert!(envp[pid_slot].len() >= prefix + 21 && envp.iter().all(|e| e.ends_with(&[0])));
+    // Everything the child touches is allocated before the fork.
+    let argv_ptrs: Vec<*const c_char> = argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp_ptrs: Vec<*const c_char> = envp
+        .iter_mut()
+        .map(|e| e.as_mut_ptr().cast_const().cast())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let pid_ptr: *mut u8 = envp_ptrs[pid_slot].cast_mut().cast();
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two c_ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 just returned these two descriptors; we own them.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    match fork()? {
+        Forked::Child => {
+            // SAFETY: only async-signal-safe calls (getpid, fcntl, dup2,
+            // execve, write, _exit) on memory allocated before the fork:
+            // this process may have had other threads.
+            unsafe {
+                let mut err_fd = write_end.as_raw_fd();
+                if err_fd == FIRST {
+                    err_fd = libc::fcntl(err_fd, libc::F_DUPFD_CLOEXEC, FIRST + 1);
+                }
+                // LISTEN_PID's digits, written in place (no allocation).
+                let mut pid = libc::getpid() as u32;
+                let mut digits = [0u8; 10];
+                let mut n = 0;
+                loop {
+                    digits[n] = b'0' + (pid % 10) as u8;
+                    n += 1;
+                    pid /= 10;
+                    if pid == 0 {
+                        break;
+                    }
+                }
+                for i in 0..n {
+                    *pid_ptr.add(prefix + i) = digits[n - 1 - i];
+                }
+                *pid_ptr.add(prefix + n) = 0;
+                let ok = if listener == FIRST {
+                    libc::fcntl(FIRST, libc::F_SETFD, 0) != -1
+                } else {
+                    libc::dup2(listener, FIRST) != -1
+                };
+                if ok {
+                    libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr());
+                }
+                let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                let bytes = errno.to_ne_bytes();
+                libc::write(err_fd, bytes.as_ptr().cast(), bytes.len());
+                libc::_exit(127);
+            }
+        }
+        Forked::Parent(pid) => {
+            drop(write_end);
+            let mut buf = [0u8; 4];
+            let mut got = 0;
+            while got < buf.len() {
+                // SAFETY: reads into the unfilled tail of `buf`.
+                let n = unsafe {
+                    libc::read(
+                        read_end.as_raw_fd(),
+                        buf[got..].as_mut_ptr().cast(),
+                        buf.len() - got,
+                    )
+                };
+                match n {
+                    0 => break,
+                    n if n > 0 => got += n as usize,
+                    _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+                    _ => return Err(io::Error::last_os_error()),
+                }
+            }
+            if got == 0 {
+                return Ok(pid); // the pipe closed on exec: the program runs
+            }
+            let _ = wait_blocking(pid);
+            Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)))
+        }
+    }
+}
+
+/// `waitpid(pid, 0)`: reaps a child that failed to exec.
+fn wait_blocking(pid: libc::pid_t) -> io::Result<i32> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid, writable c_int for the call's duration.
+    match unsafe { libc::waitpid(pid, &mut status, 0) } {
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(status),
+    }
+}

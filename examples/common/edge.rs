@@ -1,0 +1,157 @@
+//! What the example servers need to face the internet: `--tls-cert` /
+//! `--tls-key`, `--proxy-protocol` with `--trusted-proxy CIDR`, a systemd
+//! socket when `LISTEN_FDS` is set for this process (else `--addr`),
+//! `READY=1`/`STOPPING=1` when `NOTIFY_SOCKET` is set, and SIGHUP: hand the
+//! listening socket to a fresh copy of the program, drain, exit 0.
+
+use std::io;
+use std::net::{TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Args;
+use signal_hook::consts::SIGHUP;
+use signal_hook::iterator::Signals;
+use socketserver::systemd::{self, Socket};
+use socketserver::{ProxyProtocol, ServerBuilder, ServerHandle, Strategy, TrustedNet};
+
+/// TLS and PROXY protocol options of a stream example.
+#[derive(Debug, Clone, Args)]
+pub struct EdgeArgs {
+    /// Serve TLS with this PEM certificate chain (needs --tls-key and the
+    /// `tls` feature).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require a PROXY protocol header (v1 or v2) on every connection.
+    #[arg(long, requires = "trusted_proxy")]
+    pub proxy_protocol: bool,
+    /// A network whose proxies may send the header (repeatable), e.g.
+    /// 127.0.0.1 or 10.0.0.0/8.
+    #[arg(long, value_name = "CIDR")]
+    pub trusted_proxy: Vec<TrustedNet>,
+}
+
+impl EdgeArgs {
+    /// Applies TLS and the PROXY policy to `builder`.
+    pub fn apply<S: Strategy>(&self, builder: ServerBuilder<S>) -> io::Result<ServerBuilder<S>> {
+        let mut builder = builder;
+        if self.proxy_protocol {
+            builder = builder.proxy_protocol(ProxyProtocol::required_from(
+                self.trusted_proxy.iter().copied(),
+            ));
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            #[cfg(feature = "tls")]
+            {
+                builder = builder.tls(socketserver::TlsConfig::from_pem_files(cert, key)?);
+            }
+            #[cfg(not(feature = "tls"))]
+            {
+                let _ = (cert, key);
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "--tls-cert needs the `tls` feature: cargo run --features tls --example ...",
+                ));
+            }
+        }
+        Ok(builder)
+    }
+}
+
+/// The socket systemd (or a restarting predecessor) passed, if any: call
+/// it first thing in `main`, before threads start.
+pub fn inherited() -> io::Result<Option<Socket>> {
+    Ok(systemd::listen_fds()?
+        .into_iter()
+        .next()
+        .map(|fd| fd.socket))
+}
+
+/// The TCP listener passed by systemd or a predecessor, if any.
+pub fn inherited_tcp() -> io::Result<Option<TcpListener>> {
+    match inherited()? {
+        None => Ok(None),
+        Some(Socket::Tcp(l)) => Ok(Some(l)),
+        Some(other) => Err(wrong_kind("a TCP listener", &other)),
+    }
+}
+
+/// The UDP socket passed by systemd, if any.
+pub fn inherited_udp() -> io::Result<Option<UdpSocket>> {
+    match inherited()? {
+        None => Ok(None),
+        Some(Socket::Udp(s)) => Ok(Some(s)),
+        Some(other) => Err(wrong_kind("a UDP socket", &other)),
+    }
+}
+
+fn wrong_kind(wanted: &str, got: &Socket) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("LISTEN_FDS passed {got:?}, this server needs {wanted}"),
+    )
+}
+
+/// On SIGHUP starts a replacement on the same listening socket, then stops
+/// the server (SIGINT/SIGTERM are `shutdown_on_signals`' business). Tells systemd (when `NOTIFY_SOCKET` is
+/// set) it is ready now, and [`Supervisor::stopping`] that it stops.
+#[derive(Debug)]
+pub struct Supervisor {
+    handed_over: Arc<AtomicBool>,
+}
+
+impl Supervisor {
+    /// Starts the signal thread; `listener` is the stream server's
+    /// listening descriptor (`None` for datagram servers: no SIGHUP
+    /// restart).
+    pub fn start(handle: ServerHandle, listener: Option<i32>) -> io::Result<Supervisor> {
+        let handed_over = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&handed_over);
+        let mut signals = Signals::new([SIGHUP])?;
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                for _ in signals.forever() {
+                    let Some(fd) = listener else {
+                        eprintln!("SIGHUP: a datagram server does not restart; ignored");
+                        continue;
+                    };
+                    match socketserver::restart::spawn_replacement(fd, "restart") {
+                        Ok(pid) => {
+                            eprintln!("SIGHUP: replaced by pid {pid}; draining");
+                            println!("replaced by pid {pid}");
+                            flag.store(true, Ordering::SeqCst);
+                            handle.shutdown();
+                            break;
+                        }
+                        Err(e) => eprintln!("SIGHUP: cannot start a replacement ({e}); serving on"),
+                    }
+                }
+            })?;
+        Ok(Supervisor { handed_over })
+    }
+
+    /// `READY=1` (with `MAINPID`), once the server is bound.
+    pub fn ready(&self) {
+        #[cfg(feature = "systemd")]
+        if let Err(e) = systemd::notify_ready() {
+            eprintln!("cannot notify systemd: {e}");
+        }
+    }
+
+    /// `STOPPING=1` when the drain starts, unless a replacement took over
+    /// (it has sent its own `MAINPID`/`READY=1`).
+    pub fn stopping(&self) {
+        if self.handed_over.load(Ordering::SeqCst) {
+            return;
+        }
+        #[cfg(feature = "systemd")]
+        if let Err(e) = systemd::notify_stopping() {
+            eprintln!("cannot notify systemd: {e}");
+        }
+    }
+}
