@@ -67,12 +67,18 @@ fn socket_activation_on_fd_3_and_ready_stopping_notifications() {
     let notify_path = dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
     let server = start_with(&mut activated("tcp", &notify_path));
-    assert_ne!(server.addr, "127.0.0.1:1", "the example bound --addr instead of fd 3");
+    assert_ne!(
+        server.addr, "127.0.0.1:1",
+        "the example bound --addr instead of fd 3"
+    );
     let pid = server.child.id();
     let ready = recv_notify(&notify);
     assert!(ready.contains("READY=1"), "{ready:?}");
     assert!(ready.contains(&format!("MAINPID={pid}")), "{ready:?}");
-    assert_eq!(echo_line(&server.addr, "activated\n").unwrap(), "activated\n");
+    assert_eq!(
+        echo_line(&server.addr, "activated\n").unwrap(),
+        "activated\n"
+    );
     let status = server.stop();
     assert!(status.success(), "{status:?}");
     let stopping = recv_notify(&notify);
@@ -84,10 +90,13 @@ fn a_socket_of_the_wrong_type_on_fd_3_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let notify_path = dir.path().join("notify.sock");
     let _notify = UnixDatagram::bind(&notify_path).unwrap();
-    let (status, out, err) =
-        support::run_with_timeout(&mut activated("udp", &notify_path), LIMIT);
+    let (status, out, err) = support::run_with_timeout(&mut activated("udp", &notify_path), LIMIT);
     assert!(!status.success());
-    assert!(out.is_empty(), "it listened: {}", String::from_utf8_lossy(&out));
+    assert!(
+        out.is_empty(),
+        "it listened: {}",
+        String::from_utf8_lossy(&out)
+    );
     let err = String::from_utf8_lossy(&err);
     assert!(err.contains("needs a TCP listener"), "{err}");
 }
@@ -99,8 +108,11 @@ fn kill(sig: &str, pid: u32) {
 /// True while `pid` runs (a zombie, which an orphan's reaper may leave
 /// around, counts as gone).
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// Clients that connect, send a numbered line and check its echo, one
@@ -143,22 +155,29 @@ fn load(
 
 #[test]
 fn sighup_replaces_the_process_without_failing_a_request() {
-    let mut server = start_with(
-        Command::new(example_bin("echo")).args(["--addr", "127.0.0.1:0", "--drain-timeout", "5"]),
-    );
+    let mut server = start_with(Command::new(example_bin("echo")).args([
+        "--addr",
+        "127.0.0.1:0",
+        "--drain-timeout",
+        "5",
+    ]));
     let addr = server.addr.clone();
     let old = server.child.id();
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new(AtomicUsize::new(0));
     let done = load(addr.clone(), 4, stop.clone(), served.clone());
     let progress = |n: usize| served.load(Ordering::SeqCst) >= n;
-    eventually(LIMIT, "the load is served before the restart", || progress(100));
+    eventually(LIMIT, "the load is served before the restart", || {
+        progress(100)
+    });
     kill("-HUP", old);
     let mut new_pid = None;
     let mut relistened = None;
     let start = Instant::now();
     while (new_pid.is_none() || relistened.is_none()) && start.elapsed() < LIMIT {
-        let Ok(line) = server.stdout.recv_timeout(LIMIT) else { break };
+        let Ok(line) = server.stdout.recv_timeout(LIMIT) else {
+            break;
+        };
         if let Some(pid) = line.strip_prefix("replaced by pid ") {
             new_pid = Some(pid.parse::<u32>().unwrap());
         } else if let Some(a) = line.strip_prefix("listening on ") {
@@ -166,18 +185,31 @@ fn sighup_replaces_the_process_without_failing_a_request() {
         }
     }
     let new_pid = new_pid.expect("the old process did not report its replacement");
-    assert_eq!(relistened.as_deref(), Some(addr.as_str()), "the replacement listens elsewhere");
+    assert_eq!(
+        relistened.as_deref(),
+        Some(addr.as_str()),
+        "the replacement listens elsewhere"
+    );
     let status = support::wait_timeout(&mut server.child, LIMIT).expect("old process did not exit");
     assert!(status.success(), "old process: {status:?}");
     assert!(alive(new_pid));
     // The replacement serves the same port; then stop the load and it.
     assert_eq!(echo_line(&addr, "after\n").unwrap(), "after\n");
     let before = served.load(Ordering::SeqCst);
-    eventually(LIMIT, "the load is served after the restart", || progress(before + 100));
+    eventually(LIMIT, "the load is served after the restart", || {
+        progress(before + 100)
+    });
     stop.store(true, Ordering::SeqCst);
     let (ok, failed) = done.recv_timeout(LIMIT * 3).expect("load did not finish");
     kill("-TERM", new_pid);
-    eventually(LIMIT, "the replacement exits on SIGTERM", || !alive(new_pid));
+    eventually(LIMIT, "the replacement exits on SIGTERM", || {
+        !alive(new_pid)
+    });
     assert!(ok > 100, "only {ok} requests ran");
-    assert_eq!(failed, 0, "{failed} of {} requests failed across the restart", ok + failed);
+    assert_eq!(
+        failed,
+        0,
+        "{failed} of {} requests failed across the restart",
+        ok + failed
+    );
 }
