@@ -334,3 +334,62 @@ fn ragged_eof_reads_as_eof_by_default() {
     let s = running.handle.stats();
     assert_eq!((s.handler_errors, s.tls_handshake_failures), (0, 0));
 }
+
+mod support;
+
+/// The echo example with `--tls-cert/--tls-key` under every strategy
+/// (the handshake runs in the worker thread or the forked child), driven
+/// by Python's ssl module; with `--proxy-protocol` too, the header read
+/// before the handshake.
+#[test]
+fn the_echo_example_serves_tls_under_every_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "a", "localhost");
+    let script = r#"
+import socket, ssl, sys
+port, ca, proxy = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+ctx = ssl.create_default_context(cafile=ca)
+with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+    if proxy:
+        raw.sendall(b"PROXY TCP4 192.0.2.1 192.0.2.2 4444 443\r\n")
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"over tls\n")
+        got = b""
+        while not got.endswith(b"\n"):
+            chunk = s.recv(100)
+            if not chunk:
+                break
+            got += chunk
+        sys.stdout.write(got.decode())
+"#;
+    for (strategy, proxy) in [
+        ("sequential", false),
+        ("threading", false),
+        ("pool", false),
+        ("forking", false),
+        ("threading", true),
+        ("forking", true),
+    ] {
+        let mut args = vec!["--addr", "127.0.0.1:0", "--strategy", strategy];
+        args.extend(["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+        if proxy {
+            args.extend(["--proxy-protocol", "--trusted-proxy", "127.0.0.1"]);
+        }
+        let server = support::start("echo", &args);
+        let port = server.addr.rsplit(':').next().unwrap().to_string();
+        let out = Command::new("python3")
+            .args(["-c", script, &port])
+            .arg(&cert)
+            .arg(if proxy { "1" } else { "0" })
+            .stdin(Stdio::null())
+            .output()
+            .expect("python3");
+        assert!(
+            out.status.success(),
+            "{strategy} proxy={proxy}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "over tls\n", "{strategy}");
+        assert!(server.stop().success(), "{strategy}");
+    }
+}
