@@ -12,6 +12,7 @@
 //! somewhere other than a read.
 
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -109,6 +110,9 @@ struct State {
 #[derive(Debug)]
 pub(crate) struct Clock {
     deadlines: Deadlines,
+    /// A deadline is in force (a preamble, or `deadlines` set): only then
+    /// do reads and writes take the lock; a plain server pays one load.
+    armed: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -124,6 +128,7 @@ impl Clock {
     ) -> Clock {
         Clock {
             deadlines,
+            armed: AtomicBool::new(!deadlines.is_empty()),
             state: Mutex::new(State {
                 phase: Phase::Serving,
                 start: Instant::now(),
@@ -140,24 +145,35 @@ impl Clock {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// True if reads need a timeout recomputed before each call.
-    fn active(&self, state: &State) -> bool {
-        matches!(state.phase, Phase::Preamble(..)) || !self.deadlines.is_empty()
-    }
-
     /// Starts a preamble step (PROXY header, TLS handshake) that must end
     /// within `limit`.
     pub(crate) fn preamble(&self, limit: Duration, kind: TimeoutKind) {
         self.lock().phase = Phase::Preamble(Instant::now() + limit, kind);
+        self.armed.store(true, Ordering::Relaxed);
     }
 
     /// Starts the handler's request: the deadlines count from now;
     /// `first_byte_in` if its first byte has arrived already (buffered).
-    pub(crate) fn restart(&self, first_byte_in: bool) {
+    /// The socket timeouts a preamble shortened go back to the handler's.
+    pub(crate) fn restart(&self, stream: &Stream, first_byte_in: bool) -> io::Result<()> {
+        let armed = !self.deadlines.is_empty();
+        if !armed && !self.armed.load(Ordering::Relaxed) {
+            return Ok(()); // nothing to restart, nothing to restore
+        }
         let mut s = self.lock();
         s.phase = Phase::Serving;
         s.start = Instant::now();
         s.received = u64::from(first_byte_in);
+        if s.set_read != s.user_read {
+            stream.set_read_timeout(s.user_read)?;
+            s.set_read = s.user_read;
+        }
+        if s.set_write != s.user_write {
+            stream.set_write_timeout(s.user_write)?;
+            s.set_write = s.user_write;
+        }
+        self.armed.store(armed, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The handler's own read timeout.
@@ -200,10 +216,10 @@ impl Clock {
     /// passed already, `Ok(Some(kind))` if the deadline (not the handler's
     /// own timeout) is what a timeout of this read would mean.
     fn before_read(&self, stream: &Stream) -> io::Result<Result<Option<TimeoutKind>, TimeoutKind>> {
-        let mut s = self.lock();
-        if !self.active(&s) {
+        if !self.armed.load(Ordering::Relaxed) {
             return Ok(Ok(None));
         }
+        let mut s = self.lock();
         let Some((at, kind)) = self.read_deadline(&s) else {
             if s.set_read != s.user_read {
                 stream.set_read_timeout(s.user_read)?;
@@ -231,6 +247,9 @@ impl Clock {
     /// reply must not outlive its deadline); the handler's writes use its
     /// own write timeout.
     fn before_write(&self, stream: &Stream) -> io::Result<Option<TimeoutKind>> {
+        if !self.armed.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         let mut s = self.lock();
         let (timeout, kind) = match s.phase {
             Phase::Preamble(at, kind) => {
@@ -250,7 +269,9 @@ impl Clock {
     }
 
     fn received(&self, n: usize) {
-        self.lock().received += n as u64;
+        if self.armed.load(Ordering::Relaxed) {
+            self.lock().received += n as u64;
+        }
     }
 }
 

@@ -194,7 +194,10 @@ pub(crate) fn open(
             }
         }
     }
-    wire.clock.restart(false);
+    if let Err(e) = wire.clock.restart(&wire.stream, false) {
+        refuse(&wire);
+        return Err(OpenError::Socket(e));
+    }
     Ok(Opened {
         wire: Arc::new(wire),
         peer: opened_peer,

@@ -98,8 +98,8 @@ impl StreamRequest {
     /// Starts the [`Deadlines`](crate::Deadlines) again: the idle time, the
     /// request deadline and the rate all count from now.
     /// [`next_request`](Self::next_request) does this itself.
-    pub fn restart_deadlines(&self) {
-        self.wire.clock.restart(false);
+    pub fn restart_deadlines(&self) -> io::Result<()> {
+        self.wire.clock.restart(&self.stream, false)
     }
 
     /// Waits for the next request on a long-lived connection: returns
@@ -130,7 +130,7 @@ impl StreamRequest {
     /// bounds this wait, the request deadline and the rate count from it.
     pub fn next_request(&mut self) -> io::Result<bool> {
         let buffered = !self.rfile.buffer().is_empty();
-        self.wire.clock.restart(buffered);
+        self.wire.clock.restart(&self.stream, buffered)?;
         if buffered {
             return Ok(true);
         }

@@ -368,3 +368,47 @@ fn paused_at_max_connections_is_counted() {
     drop(a);
     assert_eq!(echo_once(running.addr, b"after\n"), b"after\n");
 }
+
+/// A keep-alive handler: one line per request, `next_request` between.
+fn per_line(req: &mut StreamRequest) -> HandlerResult {
+    while req.next_request()? {
+        let mut line = String::new();
+        req.rfile.read_line(&mut line)?;
+        req.wfile.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
+#[test]
+fn next_request_restarts_the_deadlines_for_each_request() {
+    let server = builder()
+        .deadlines(
+            Deadlines::new()
+                .idle(Duration::from_millis(400))
+                .request(Duration::from_millis(600)),
+        )
+        .bind_tcp("127.0.0.1:0", per_line)
+        .unwrap();
+    let running = run!(server);
+    let mut c = TcpStream::connect(running.addr).unwrap();
+    c.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    // Six requests 150 ms apart: 900 ms in all, past the 600 ms request
+    // deadline, but each request is quick, and each restarts the clock.
+    let start = Instant::now();
+    for i in 0..6 {
+        std::thread::sleep(Duration::from_millis(150));
+        writeln!(c, "request {i}").unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert_eq!(line, format!("request {i}\n"));
+    }
+    assert!(start.elapsed() > Duration::from_millis(600));
+    // Then silence: the idle deadline closes the connection.
+    let idle_from = Instant::now();
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty() && idle_from.elapsed() >= Duration::from_millis(400));
+    let stats = running.handle.stats();
+    assert_eq!((stats.idle_timeouts, stats.request_timeouts), (1, 0));
+}

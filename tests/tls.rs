@@ -371,7 +371,12 @@ with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         ("forking", true),
     ] {
         let mut args = vec!["--addr", "127.0.0.1:0", "--strategy", strategy];
-        args.extend(["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+        args.extend([
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ]);
         if proxy {
             args.extend(["--proxy-protocol", "--trusted-proxy", "127.0.0.1"]);
         }
@@ -389,7 +394,11 @@ with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             "{strategy} proxy={proxy}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "over tls\n", "{strategy}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "over tls\n",
+            "{strategy}"
+        );
         assert!(server.stop().success(), "{strategy}");
     }
 }
