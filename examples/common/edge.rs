@@ -14,7 +14,10 @@ use clap::Args;
 use signal_hook::consts::SIGHUP;
 use signal_hook::iterator::Signals;
 use socketserver::systemd::{self, Socket};
-use socketserver::{ProxyProtocol, ServerBuilder, ServerHandle, Strategy, TrustedNet};
+use socketserver::{
+    Addr, AnyStrategy, DatagramHandler, ProxyProtocol, Server, ServerBuilder, ServerHandle,
+    Strategy, StreamHandler, TcpTransport, TrustedNet, UdpTransport,
+};
 
 /// TLS and PROXY protocol options of a stream example.
 #[derive(Debug, Clone, Args)]
@@ -86,6 +89,49 @@ pub fn inherited_udp() -> io::Result<Option<UdpSocket>> {
         None => Ok(None),
         Some(Socket::Udp(s)) => Ok(Some(s)),
         Some(other) => Err(wrong_kind("a UDP socket", &other)),
+    }
+}
+
+/// Binds `addr`, or adopts the TCP listener systemd (or a SIGHUP
+/// predecessor) passed: call it before any thread starts.
+pub fn bind_tcp<H>(
+    builder: ServerBuilder<AnyStrategy>,
+    addr: &str,
+    handler: H,
+) -> io::Result<Server<TcpTransport, H, AnyStrategy>>
+where
+    H: StreamHandler + Send + Sync + 'static,
+{
+    match inherited_tcp()? {
+        Some(listener) => builder.from_tcp_listener(listener, handler),
+        None => builder.bind_tcp(addr, handler),
+    }
+}
+
+/// Binds `addr`, or adopts the UDP socket systemd passed.
+pub fn bind_udp<H>(
+    builder: ServerBuilder<AnyStrategy>,
+    addr: &str,
+    handler: H,
+) -> io::Result<Server<UdpTransport, H, AnyStrategy>>
+where
+    H: DatagramHandler + Send + Sync + 'static,
+{
+    match inherited_udp()? {
+        Some(socket) => builder.from_udp_socket(socket, handler),
+        None => builder.bind_udp(addr, handler),
+    }
+}
+
+/// The CGI variables a command run for `peer` gets (`REMOTE_ADDR`,
+/// `REMOTE_PORT`), empty for a peer without an IP address.
+pub fn cgi_env(peer: &Addr) -> Vec<(&'static str, String)> {
+    match peer.as_inet() {
+        Some(a) => vec![
+            ("REMOTE_ADDR", a.ip().to_canonical().to_string()),
+            ("REMOTE_PORT", a.port().to_string()),
+        ],
+        None => Vec::new(),
     }
 }
 
