@@ -68,6 +68,19 @@
 //! | accept errors silently ignored | logged, with a growing back-off on `EMFILE` |
 //! | an exception in `verify_request` leaks the socket | panics anywhere in a handler or hook are caught and reported |
 //!
+//! # Facing the internet
+//!
+//! What runs before the handler, on the thread (or in the child) that runs
+//! it, never on the accept loop:
+//! [`proxy_protocol`](ServerBuilder::proxy_protocol) (PROXY v1/v2 from
+//! trusted proxies, so [`StreamRequest::peer`] is the client), `tls`
+//! (feature `tls`: rustls, certificates replaceable while serving), and
+//! [`deadlines`](ServerBuilder::deadlines) against slow clients.
+//! [`ServerHandle::stats`] counts what happened. [`systemd`] takes
+//! listening sockets from the service manager and notifies it;
+//! [`restart`] hands the listening socket to a new process so a restart
+//! drops no connection. See docs/guide/08-production.md.
+//!
 //! # Platform
 //!
 //! Unix (Linux, macOS, the BSDs). The `unsafe` code (fork, waitpid, kill,
