@@ -36,6 +36,7 @@ pub(crate) struct Edge {
     pub(crate) proxy: Option<ProxyProtocol>,
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<TlsConfig>,
+    pub(crate) serve_backlog: bool,
 }
 
 impl<S: Strategy> ServerBuilder<S> {
@@ -52,6 +53,19 @@ impl<S: Strategy> ServerBuilder<S> {
     /// header is read and the socket's peer is the client.
     pub fn proxy_protocol(mut self, policy: ProxyProtocol) -> Self {
         self.config.edge.proxy = Some(policy);
+        self
+    }
+
+    /// Whether [`server_close`](crate::Server::server_close) first accepts
+    /// and serves the connections already waiting in the listen backlog.
+    /// Closing the listener resets them, and a load balancer that had
+    /// already forwarded a client there cannot retry it elsewhere; with
+    /// this on, only a connection arriving in the microseconds between the
+    /// last `accept` and the `close` is lost, and later ones are refused
+    /// (which a balancer does retry). Default: off (Python's behaviour:
+    /// queued connections are reset).
+    pub fn serve_backlog_on_close(mut self, on: bool) -> Self {
+        self.config.edge.serve_backlog = on;
         self
     }
 

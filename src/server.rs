@@ -287,11 +287,14 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
             ));
         }
         let mut lp = self.lock();
-        if let Some(transport) = lp.transport.take() {
+        if let Some(mut transport) = lp.transport.take() {
             let _ = lp
                 .poll
                 .registry()
                 .deregister(&mut mio::unix::SourceFd(&transport.raw_fd()));
+            if self.context.config.edge.serve_backlog {
+                self.serve_backlog(&mut transport);
+            }
             drop(transport);
         }
         drop(lp);
@@ -428,6 +431,19 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
             Incoming::Error(e) => {
                 self.accept_failed(lp, e);
                 false
+            }
+        }
+    }
+
+    /// Takes the connections already queued in the listen backlog (which
+    /// closing the listener would reset) and dispatches them, at most one
+    /// backlog's worth.
+    fn serve_backlog(&self, transport: &mut T) {
+        for _ in 0..self.context.config.backlog.max(1) {
+            match transport.next() {
+                Incoming::Request(request, peer) => self.dispatch(request, peer),
+                Incoming::Truncated(_) => {}
+                Incoming::WouldBlock | Incoming::Error(_) => break,
             }
         }
     }

@@ -412,3 +412,34 @@ fn next_request_restarts_the_deadlines_for_each_request() {
     let stats = running.handle.stats();
     assert_eq!((stats.idle_timeouts, stats.request_timeouts), (1, 0));
 }
+
+#[test]
+fn serve_backlog_on_close_serves_queued_connections_instead_of_resetting_them() {
+    for serve in [true, false] {
+        let server = builder()
+            .serve_backlog_on_close(serve)
+            .bind_tcp("127.0.0.1:0", echo)
+            .unwrap();
+        let addr = server.server_address().as_inet().unwrap();
+        // Three clients queue in the backlog of a server that never accepts.
+        let mut queued: Vec<TcpStream> = (0..3)
+            .map(|i| {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.write_all(format!("queued {i}").as_bytes()).unwrap();
+                c.shutdown(Shutdown::Write).unwrap();
+                c
+            })
+            .collect();
+        server.server_close().unwrap();
+        for (i, c) in queued.iter_mut().enumerate() {
+            let (got, closed) = read_to_close(c, LIMIT);
+            assert!(closed);
+            let want = if serve {
+                format!("queued {i}").into_bytes()
+            } else {
+                Vec::new()
+            };
+            assert_eq!(got, want, "serve_backlog_on_close({serve})");
+        }
+    }
+}

@@ -41,7 +41,9 @@ pub struct EdgeArgs {
 impl EdgeArgs {
     /// Applies TLS and the PROXY policy to `builder`.
     pub fn apply<S: Strategy>(&self, builder: ServerBuilder<S>) -> io::Result<ServerBuilder<S>> {
-        let mut builder = builder;
+        // Behind a balancer, SIGTERM must not reset connections already
+        // queued for this process: serve them before closing the listener.
+        let mut builder = builder.serve_backlog_on_close(true);
         if self.proxy_protocol {
             builder = builder.proxy_protocol(ProxyProtocol::required_from(
                 self.trusted_proxy.iter().copied(),
