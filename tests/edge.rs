@@ -93,7 +93,10 @@ fn idle_deadline_closes_a_silent_client_while_others_are_served() {
     let running = run!(server);
     let (took, got) = slowloris_and_normal(running.addr, None, b"hello");
     assert_eq!(got, b"hello");
-    assert!(took >= idle && took < idle * 10, "closed after {took:?}");
+    assert!(
+        took >= idle && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
     let stats = running.handle.stats();
     assert_eq!(stats.idle_timeouts, 1);
     assert_eq!((stats.request_timeouts, stats.min_rate_timeouts), (0, 0));
@@ -111,7 +114,10 @@ fn request_deadline_is_not_extended_by_trickling() {
     // One byte every 50 ms: a per-call read timeout of 5 s never fires.
     let (took, got) = slowloris_and_normal(running.addr, Some(Duration::from_millis(50)), b"hi");
     assert_eq!(got, b"hi");
-    assert!(took >= limit && took < limit * 5, "closed after {took:?}");
+    assert!(
+        took >= limit && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
     assert_eq!(running.handle.stats().request_timeouts, 1);
 }
 
@@ -126,7 +132,7 @@ fn min_rate_closes_a_trickler_but_not_a_fast_client() {
     let (took, got) = slowloris_and_normal(running.addr, Some(Duration::from_millis(20)), &big);
     assert_eq!(got.len(), big.len());
     assert!(
-        took >= Duration::from_millis(200) && took < Duration::from_secs(3),
+        took >= Duration::from_millis(200) && took < Duration::from_secs(5),
         "closed after {took:?}"
     );
     let stats = running.handle.stats();
@@ -396,8 +402,10 @@ fn next_request_restarts_the_deadlines_for_each_request() {
     // Six requests 150 ms apart: 900 ms in all, past the 600 ms request
     // deadline, but each request is quick, and each restarts the clock.
     let start = Instant::now();
+    let mut last_sent = start;
     for i in 0..6 {
         std::thread::sleep(Duration::from_millis(150));
+        last_sent = Instant::now(); // the server's idle clock starts after this
         writeln!(c, "request {i}").unwrap();
         let mut line = String::new();
         r.read_line(&mut line).unwrap();
@@ -405,10 +413,9 @@ fn next_request_restarts_the_deadlines_for_each_request() {
     }
     assert!(start.elapsed() > Duration::from_millis(600));
     // Then silence: the idle deadline closes the connection.
-    let idle_from = Instant::now();
     let mut rest = Vec::new();
     r.read_to_end(&mut rest).unwrap();
-    assert!(rest.is_empty() && idle_from.elapsed() >= Duration::from_millis(400));
+    assert!(rest.is_empty() && last_sent.elapsed() >= Duration::from_millis(400));
     let stats = running.handle.stats();
     assert_eq!((stats.idle_timeouts, stats.request_timeouts), (1, 0));
 }
