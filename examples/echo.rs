@@ -42,5 +42,5 @@ fn main() -> std::io::Result<()> {
     // algorithm a reply's second piece would wait for the client's delayed
     // ACK of the first (up to 40 ms).
     let builder = cli.edge.apply(cli.serve.builder().nodelay(true))?;
-    common::serve(common::edge::bind_tcp(builder, &cli.addr, echo)?)
+    common::serve(common::edge::bind_tcp(builder, cli.addr.as_str(), echo)?)
 }

@@ -5,7 +5,7 @@
 //! listening socket to a fresh copy of the program, drain, exit 0.
 
 use std::io;
-use std::net::{TcpListener, UdpSocket};
+use std::net::{TcpListener, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,12 +96,13 @@ pub fn inherited_udp() -> io::Result<Option<UdpSocket>> {
 
 /// Binds `addr`, or adopts the TCP listener systemd (or a SIGHUP
 /// predecessor) passed: call it before any thread starts.
-pub fn bind_tcp<H>(
+pub fn bind_tcp<A, H>(
     builder: ServerBuilder<AnyStrategy>,
-    addr: &str,
+    addr: A,
     handler: H,
 ) -> io::Result<Server<TcpTransport, H, AnyStrategy>>
 where
+    A: ToSocketAddrs,
     H: StreamHandler + Send + Sync + 'static,
 {
     match inherited_tcp()? {
@@ -111,12 +112,13 @@ where
 }
 
 /// Binds `addr`, or adopts the UDP socket systemd passed.
-pub fn bind_udp<H>(
+pub fn bind_udp<A, H>(
     builder: ServerBuilder<AnyStrategy>,
-    addr: &str,
+    addr: A,
     handler: H,
 ) -> io::Result<Server<UdpTransport, H, AnyStrategy>>
 where
+    A: ToSocketAddrs,
     H: DatagramHandler + Send + Sync + 'static,
 {
     match inherited_udp()? {
