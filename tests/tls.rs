@@ -402,3 +402,79 @@ with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         assert!(server.stop().success(), "{strategy}");
     }
 }
+
+#[test]
+fn the_handler_reads_the_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "server", "localhost");
+    let (ca, client_cert, client_key) = edge_support::make_client_cert(dir.path(), "alice");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in socketserver::tls::load_certs(&ca).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        socketserver::tls::provider(),
+    )
+    .build()
+    .unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(socketserver::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            socketserver::tls::load_certs(&cert).unwrap(),
+            socketserver::tls::load_key(&key).unwrap(),
+        )
+        .unwrap();
+    let server = ServerBuilder::new()
+        .strategy(Threading::new())
+        .tls(TlsConfig::new(Arc::new(cfg)))
+        .bind_tcp("127.0.0.1:0", |req: &mut StreamRequest| {
+            let certs = &req.tls().unwrap().peer_certificates;
+            let alice = certs
+                .first()
+                .is_some_and(|c| c.windows(5).any(|w| w == b"alice"));
+            writeln!(req.wfile, "certs={} alice={alice}", certs.len())?;
+            Ok(())
+        })
+        .unwrap();
+    let running = run!(server);
+    let script = r#"
+import socket, ssl, sys
+port, ca, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+if cert != "-":
+    ctx.load_cert_chain(cert, key)
+with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        sys.stdout.write(s.recv(100).decode())
+"#;
+    let client = |with_cert: bool| {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", script, &running.addr.port().to_string()])
+            .arg(&cert);
+        if with_cert {
+            cmd.arg(&client_cert).arg(&client_key);
+        } else {
+            cmd.args(["-", "-"]);
+        }
+        cmd.stdin(Stdio::null()).output().expect("python3")
+    };
+    let out = client(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "certs=1 alice=true\n");
+    // Without a certificate the handshake fails (TLS 1.3: the client may
+    // only notice on its first read) and the handler never runs.
+    let out = client(false);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("certs="));
+    assert!(wait_until(LIMIT, || running
+        .handle
+        .stats()
+        .tls_handshake_failures
+        == 1));
+}

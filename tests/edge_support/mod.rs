@@ -118,3 +118,61 @@ pub fn make_cert(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
     assert!(status.success(), "openssl req failed");
     (cert, key)
 }
+
+/// A CA and a client certificate it signed (CN `name`), for client
+/// authentication: (ca.pem, client.pem, client.key).
+pub fn make_client_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is required for the TLS tests (apt-get install openssl)");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=test-ca"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    run(&ca);
+    let subj = format!("/CN={name}");
+    let mut csr = vec!["req", "-subj", &subj];
+    csr.extend(ec);
+    csr.extend(["-keyout", "client.key", "-out", "client.csr"]);
+    run(&csr);
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "client.ext",
+        "-out",
+        "client.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("client.pem"),
+        dir.join("client.key"),
+    )
+}
