@@ -19,7 +19,10 @@
 //!
 //! The handler's [`peer`](crate::StreamRequest::peer) is the client's
 //! address from the header; [`StreamRequest::proxy`](crate::StreamRequest::proxy)
-//! keeps the proxy's own address and the original destination. A v2 `LOCAL`
+//! keeps the proxy's own address and the original destination.
+//! [`verify_request`](crate::StreamHandler::verify_request) runs on the
+//! accept loop before the header is read, so it sees the proxy's address:
+//! check the client's in `setup`. A v2 `LOCAL`
 //! header or a v1 `UNKNOWN` one (HAProxy's health checks) keeps the socket's
 //! address as the peer.
 
