@@ -36,9 +36,13 @@ os.execve(binary, [binary] + sys.argv[3:], env)
 "#;
 
 fn activated(kind: &str, notify: &std::path::Path) -> Command {
+    activated_example("echo", kind, notify)
+}
+
+fn activated_example(example: &str, kind: &str, notify: &std::path::Path) -> Command {
     let mut cmd = Command::new("python3");
     cmd.args(["-c", ACTIVATE, kind])
-        .arg(example_bin("echo"))
+        .arg(example_bin(example))
         .args(["--addr", "127.0.0.1:1"]) // never bound: fd 3 is used
         .env("NOTIFY_SOCKET", notify);
     cmd
@@ -212,4 +216,28 @@ fn sighup_replaces_the_process_without_failing_a_request() {
         "{failed} of {} requests failed across the restart",
         ok + failed
     );
+}
+
+#[test]
+fn the_chat_server_takes_a_passed_udp_socket_and_notifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    let server = start_with(&mut activated_example("chat_server", "udp", &notify_path));
+    assert_ne!(
+        server.addr, "127.0.0.1:1",
+        "chat_server bound --addr instead of fd 3"
+    );
+    let ready = recv_notify(&notify);
+    assert!(ready.contains("READY=1"), "{ready:?}");
+    // The room answers on the passed socket (anything gets a reply or is
+    // ignored; the socket being ours is what matters): it is bound there.
+    let port: u16 = server.addr.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(
+        std::net::UdpSocket::bind(("127.0.0.1", port)).is_err(),
+        "the port is not in use"
+    );
+    assert!(server.stop().success());
+    let stopping = recv_notify(&notify);
+    assert!(stopping.contains("STOPPING=1"), "{stopping:?}");
 }

@@ -232,7 +232,7 @@ fn run(cli: Cli) -> io::Result<()> {
         .builder()
         .max_packet_size(RECV_BUFFER)
         .service_interval(interval);
-    let server = builder.bind_udp(cli.addr.as_str(), handler(cfg)?)?;
+    let server = common::edge::bind_udp(builder, cli.addr.as_str(), handler(cfg)?)?; // or LISTEN_FDS
     cli.check_bound(server.server_address())?;
     match &cli.web {
         Some(addr) => web::serve(server, addr, cli.web_config()),

@@ -293,17 +293,22 @@ pub fn serve<T: Transport, S: Strategy>(
     let web = ServerBuilder::new()
         .strategy(Threading::new())
         .max_connections(cfg.max_members + 32)
-        .drain_timeout(Duration::from_secs(2))
-        .bind_tcp(addr, handler)?;
+        .drain_timeout(Duration::from_secs(2));
+    let web = match super::common::edge::inherited_tcp()? {
+        Some(listener) => web.from_tcp_listener(listener, handler)?, // a second LISTEN_FDS socket
+        None => web.bind_tcp(addr, handler)?,
+    };
     socketserver::shutdown_on_signals(&udp.handle())?;
     let mut out = io::stdout().lock();
     writeln!(out, "listening on {}", udp.server_address())?;
     writeln!(out, "web listening on {}", web.server_address())?;
     out.flush()?;
     drop(out);
+    super::common::edge::notify_ready();
     std::thread::scope(|s| {
         let web_loop = s.spawn(|| web.serve_forever());
         let udp_result = udp.serve_forever();
+        super::common::edge::notify_stopping();
         web.shutdown();
         eprintln!("room closing: {} members told", chat.close_room());
         let web_result = web_loop.join().expect("the web loop panicked");

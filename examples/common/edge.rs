@@ -7,8 +7,8 @@
 use std::io;
 use std::net::{TcpListener, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use clap::Args;
 use signal_hook::consts::SIGHUP;
@@ -67,30 +67,44 @@ impl EdgeArgs {
     }
 }
 
-/// The socket systemd (or a restarting predecessor) passed, if any: call
-/// it first thing in `main`, before threads start.
-pub fn inherited() -> io::Result<Option<Socket>> {
-    Ok(systemd::listen_fds()?
-        .into_iter()
-        .next()
-        .map(|fd| fd.socket))
+/// The sockets systemd (or a SIGHUP predecessor) passed, taken from the
+/// environment once, on first use: before any thread starts.
+static PASSED: Mutex<Option<Vec<systemd::ListenFd>>> = Mutex::new(None);
+
+/// The first passed socket `pick` accepts; an error if sockets were passed
+/// but none of the kind this server needs.
+fn take_passed(wanted: &str, pick: impl Fn(&Socket) -> bool) -> io::Result<Option<Socket>> {
+    let mut passed = PASSED.lock().unwrap_or_else(|e| e.into_inner());
+    if passed.is_none() {
+        *passed = Some(systemd::listen_fds()?);
+    }
+    let passed = passed.as_mut().expect("filled above");
+    match passed.iter().position(|fd| pick(&fd.socket)) {
+        Some(i) => Ok(Some(passed.remove(i).socket)),
+        None if passed.is_empty() => Ok(None),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "LISTEN_FDS passed {:?}; this server needs {wanted}",
+                passed[0].socket
+            ),
+        )),
+    }
 }
 
 /// The TCP listener passed by systemd or a predecessor, if any.
 pub fn inherited_tcp() -> io::Result<Option<TcpListener>> {
-    match inherited()? {
-        None => Ok(None),
+    match take_passed("a TCP listener", |s| matches!(s, Socket::Tcp(_)))? {
         Some(Socket::Tcp(l)) => Ok(Some(l)),
-        Some(other) => Err(wrong_kind("a TCP listener", &other)),
+        _ => Ok(None),
     }
 }
 
 /// The UDP socket passed by systemd, if any.
 pub fn inherited_udp() -> io::Result<Option<UdpSocket>> {
-    match inherited()? {
-        None => Ok(None),
+    match take_passed("a UDP socket", |s| matches!(s, Socket::Udp(_)))? {
         Some(Socket::Udp(s)) => Ok(Some(s)),
-        Some(other) => Err(wrong_kind("a UDP socket", &other)),
+        _ => Ok(None),
     }
 }
 
@@ -139,11 +153,20 @@ pub fn cgi_env(peer: &Addr) -> Vec<(&'static str, String)> {
     }
 }
 
-fn wrong_kind(wanted: &str, got: &Socket) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        format!("LISTEN_FDS passed {got:?}, this server needs {wanted}"),
-    )
+/// `READY=1` (with `MAINPID`) when `NOTIFY_SOCKET` is set.
+pub fn notify_ready() {
+    #[cfg(feature = "systemd")]
+    if let Err(e) = systemd::notify_ready() {
+        eprintln!("cannot notify systemd: {e}");
+    }
+}
+
+/// `STOPPING=1` when `NOTIFY_SOCKET` is set.
+pub fn notify_stopping() {
+    #[cfg(feature = "systemd")]
+    if let Err(e) = systemd::notify_stopping() {
+        eprintln!("cannot notify systemd: {e}");
+    }
 }
 
 /// On SIGHUP starts a replacement on the same listening socket, then stops
@@ -187,21 +210,14 @@ impl Supervisor {
 
     /// `READY=1` (with `MAINPID`), once the server is bound.
     pub fn ready(&self) {
-        #[cfg(feature = "systemd")]
-        if let Err(e) = systemd::notify_ready() {
-            eprintln!("cannot notify systemd: {e}");
-        }
+        notify_ready();
     }
 
     /// `STOPPING=1` when the drain starts, unless a replacement took over
     /// (it has sent its own `MAINPID`/`READY=1`).
     pub fn stopping(&self) {
-        if self.handed_over.load(Ordering::SeqCst) {
-            return;
-        }
-        #[cfg(feature = "systemd")]
-        if let Err(e) = systemd::notify_stopping() {
-            eprintln!("cannot notify systemd: {e}");
+        if !self.handed_over.load(Ordering::SeqCst) {
+            notify_stopping();
         }
     }
 }
