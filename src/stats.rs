@@ -171,7 +171,8 @@ pub struct ServerStats {
     pub active: usize,
     /// The most requests in flight at once so far.
     pub peak_active: u64,
-    /// Requests `verify_request` refused (or that panicked in it).
+    /// Requests `verify_request` refused (or that panicked in it), and
+    /// connections over `max_connections_per_ip`.
     pub refused: u64,
     /// Times the loop stopped accepting because `max_connections` requests
     /// were in flight.

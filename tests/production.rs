@@ -241,3 +241,72 @@ fn the_chat_server_takes_a_passed_udp_socket_and_notifies() {
     let stopping = recv_notify(&notify);
     assert!(stopping.contains("STOPPING=1"), "{stopping:?}");
 }
+
+const TOKEN: &str = "3f5c0a9e1b7d4c2e8a6f0b1d9c7e5a3b";
+
+/// Runs `cmd` on a cmd_server at `addr` (after `preamble`, e.g. a PROXY
+/// header); returns the command's stdout and the client's own address.
+fn cmd_run(addr: &str, preamble: &[u8], cmd: &str) -> (String, std::net::SocketAddr) {
+    use socketserver::framing::{self, FrameFormat};
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    let me = s.local_addr().unwrap();
+    s.write_all(preamble).unwrap();
+    framing::write_json(&mut s, &serde_json::json!({ "cmd": cmd, "token": TOKEN })).unwrap();
+    let header: serde_json::Value = FrameFormat::LESSON.read_json(&mut s).unwrap().unwrap();
+    let total = header["total_size"].as_u64().expect("total_size");
+    let mut body = Vec::new();
+    framing::copy_body(&mut s, &mut body, total).unwrap();
+    let stdout_len = header["stdout_size"].as_u64().unwrap_or(total) as usize;
+    (
+        String::from_utf8_lossy(&body[..stdout_len]).into_owned(),
+        me,
+    )
+}
+
+#[test]
+fn cmd_server_commands_see_remote_addr_and_port() {
+    let server = start_with(
+        Command::new(example_bin("cmd_server"))
+            .env("CMD_TOKEN", TOKEN)
+            .args(["--addr", "127.0.0.1:0"]),
+    );
+    let (out, me) = cmd_run(&server.addr, b"", "echo $REMOTE_ADDR $REMOTE_PORT");
+    assert_eq!(out, format!("{} {}\n", me.ip(), me.port()));
+    assert!(server.stop().success());
+
+    // Behind a proxy: the client's address from the PROXY header.
+    let server = start_with(
+        Command::new(example_bin("cmd_server"))
+            .env("CMD_TOKEN", TOKEN)
+            .args([
+                "--addr",
+                "127.0.0.1:0",
+                "--proxy-protocol",
+                "--trusted-proxy",
+                "127.0.0.1",
+            ]),
+    );
+    let header = b"PROXY TCP4 192.0.2.44 192.0.2.1 40404 9000\r\n";
+    let (out, _) = cmd_run(&server.addr, header, "echo $REMOTE_ADDR $REMOTE_PORT");
+    assert_eq!(out, "192.0.2.44 40404\n");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_command_does_not_inherit_a_passed_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    let mut cmd = activated_example("cmd_server", "tcp", &notify_path);
+    cmd.env("CMD_TOKEN", TOKEN);
+    let server = start_with(&mut cmd);
+    assert!(recv_notify(&notify).contains("READY=1"));
+    let (out, _) = cmd_run(
+        &server.addr,
+        b"",
+        "if [ -e /proc/self/fd/3 ]; then echo fd3 open; else echo fd3 closed; fi; env | grep -c '^LISTEN_' || true",
+    );
+    assert_eq!(out, "fd3 closed\n0\n");
+    assert!(server.stop().success());
+}

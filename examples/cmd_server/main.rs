@@ -136,8 +136,10 @@ fn read_framed(
 /// Step 2: run the command (the lesson's `subprocess.Popen(cmd, shell=True,
 /// stdout=PIPE, stderr=PIPE)`), reading both pipes at once, until it ends
 /// or its time is up.
-pub fn run(cmd: &str, limits: &Limits) -> io::Result<Output> {
-    let (mut shell, stdout, stderr) = process::spawn(cmd)?;
+/// The command sees the client's address as CGI does (`REMOTE_ADDR`,
+/// `REMOTE_PORT` in `cgi`).
+pub fn run(cmd: &str, limits: &Limits, cgi: &[(&str, String)]) -> io::Result<Output> {
+    let (mut shell, stdout, stderr) = process::spawn(cmd, cgi)?;
     let cap = limits.cap();
     // Both pipes at once, a thread each: a command that fills one pipe
     // while we would be reading the other cannot deadlock (the lesson's can).
@@ -197,7 +199,7 @@ pub fn serve_connection(config: &Config, req: &mut StreamRequest) -> HandlerResu
             Next::Refuse(msg) => return refuse(req, &msg),
             Next::Done => return Ok(()),
         };
-        let out = run(&cmd, &config.limits)?;
+        let out = run(&cmd, &config.limits, &common::edge::cgi_env(&req.peer))?;
         let h = &out.header;
         let (code, size) = (h.exit_code, h.total_size);
         log::info!("{}: {cmd:?} -> exit {code:?}, {size} bytes", req.peer);
@@ -234,6 +236,7 @@ fn main() -> io::Result<()> {
         .builder()
         .max_connections(max)
         .write_timeout(cli.write_timeout());
+    let builder = cli.edge.apply(builder)?; // --tls-cert, --proxy-protocol
     if let Some(path) = &cli.unix {
         let server = builder.bind_unix_stream(path, h)?;
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
@@ -246,5 +249,5 @@ fn main() -> io::Result<()> {
             "{a} is reachable from other machines: anyone with the token runs commands as this user"
         );
     }
-    common::serve(builder.bind_tcp(&addrs[..], h)?)
+    common::serve(common::edge::bind_tcp(builder, &addrs[..], h)?) // or LISTEN_FDS
 }

@@ -28,6 +28,8 @@ pub struct Cli {
     pub limits: limits::LimitArgs,
     #[command(flatten)]
     pub serve: common::ServeArgs,
+    #[command(flatten)]
+    pub edge: common::edge::EdgeArgs,
 }
 
 /// Exits with status 2 and `msg`: the server cannot start.

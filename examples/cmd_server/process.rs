@@ -41,10 +41,14 @@ pub struct Shell {
 
 /// Starts `sh -c cmd` in its own process group with a cleared environment;
 /// returns it with its stdout and stderr pipes.
-pub fn spawn(cmd: &str) -> io::Result<(Shell, ChildStdout, ChildStderr)> {
+pub fn spawn(cmd: &str, cgi: &[(&str, String)]) -> io::Result<(Shell, ChildStdout, ChildStderr)> {
     let run = random_hex(16)?;
     let mut command = Command::new("sh");
-    command.arg("-c").arg(cmd).env_clear();
+    command
+        .arg("-c")
+        .arg(cmd)
+        .env_clear()
+        .envs(cgi.iter().cloned()); // REMOTE_ADDR, REMOTE_PORT
     for name in ENV_ALLOW {
         if let Some(value) = std::env::var_os(name) {
             command.env(name, value);
