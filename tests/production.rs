@@ -310,3 +310,25 @@ fn a_command_does_not_inherit_a_passed_listener() {
     assert_eq!(out, "fd3 closed\n0\n");
     assert!(server.stop().success());
 }
+
+#[test]
+fn the_watchdog_is_petted_when_systemd_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    let mut cmd = activated("tcp", &notify_path);
+    cmd.env("WATCHDOG_USEC", "200000"); // 0.2 s: a pet every 0.1 s
+    let server = start_with(&mut cmd);
+    let mut pets = 0;
+    let start = Instant::now();
+    while pets < 3 {
+        assert!(
+            start.elapsed() < LIMIT,
+            "only {pets} WATCHDOG=1 in {LIMIT:?}"
+        );
+        if recv_notify(&notify).contains("WATCHDOG=1") {
+            pets += 1;
+        }
+    }
+    assert!(server.stop().success());
+}

@@ -184,6 +184,21 @@ impl Supervisor {
     pub fn start(handle: ServerHandle, listener: Option<i32>) -> io::Result<Supervisor> {
         let handed_over = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&handed_over);
+        #[cfg(feature = "systemd")]
+        if let Some(every) = systemd::watchdog_interval() {
+            // WatchdogSec=: pet at half the timeout until the drain starts.
+            // This proves the process runs, not that its loop turns; a
+            // handler can do better from `service_actions`.
+            let handle = handle.clone();
+            std::thread::Builder::new()
+                .name("watchdog".into())
+                .spawn(move || {
+                    while !handle.is_shutting_down() {
+                        let _ = systemd::notify_watchdog();
+                        std::thread::sleep(every);
+                    }
+                })?;
+        }
         let mut signals = Signals::new([SIGHUP])?;
         std::thread::Builder::new()
             .name("signals".into())
