@@ -242,21 +242,29 @@ impl Inner {
         Ok(())
     }
 
-    /// Hands the pending bytes to rustls and processes them. An alert for a
-    /// bad record is sent before the error returns.
-    fn feed(&mut self, sock: &mut Sock<'_>) -> io::Result<()> {
+    /// Hands pending bytes to rustls and processes them, until some
+    /// plaintext is ready or nothing is pending; called only when no
+    /// plaintext is buffered, so rustls's plaintext buffer (16 KiB, one
+    /// record) never overflows. An alert for a bad record is sent before
+    /// the error returns. True if it made progress.
+    fn feed(&mut self, sock: &mut Sock<'_>) -> io::Result<bool> {
+        let before = self.pending.len();
         while !self.pending.is_empty() {
             let used = self.conn.read_tls(&mut &self.pending[..])?;
             self.pending.drain(..used);
-            if let Err(e) = self.conn.process_new_packets() {
-                let _ = self.flush(sock);
-                return Err(tls_error(e));
-            }
-            if used == 0 {
-                break; // rustls is full: the plaintext must be read first
+            let state = match self.conn.process_new_packets() {
+                Ok(state) => state,
+                Err(e) => {
+                    let _ = self.flush(sock);
+                    return Err(tls_error(e));
+                }
+            };
+            if used == 0 || state.plaintext_bytes_to_read() > 0 {
+                break;
             }
         }
-        self.flush(sock)
+        self.flush(sock)?; // answers the peer's records asked for (key updates)
+        Ok(self.pending.len() != before)
     }
 }
 
@@ -308,11 +316,10 @@ impl Session {
     /// Reads plaintext. The socket read itself runs without the lock, so a
     /// writer on another thread is not held up by a read that waits.
     pub(crate) fn read(&self, mut sock: Sock<'_>, buf: &mut [u8]) -> io::Result<usize> {
-        let mut chunk = [0u8; 4096];
+        let mut chunk = [0u8; 16 * 1024];
         loop {
             {
                 let mut inner = self.lock();
-                inner.feed(&mut sock)?;
                 match inner.conn.reader().read(buf) {
                     Ok(n) => return Ok(n), // 0: the peer sent close_notify
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -324,6 +331,10 @@ impl Session {
                         };
                     }
                     Err(e) => return Err(e),
+                }
+                // No plaintext: decrypt what is pending before waiting.
+                if !inner.pending.is_empty() && inner.feed(&mut sock)? {
+                    continue;
                 }
             }
             let n = sock.read(&mut chunk)?;

@@ -478,3 +478,41 @@ with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         .tls_handshake_failures
         == 1));
 }
+
+#[test]
+fn four_mebibytes_echo_over_tls_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = make_cert(dir.path(), "a", "localhost");
+    let server = ServerBuilder::new()
+        .strategy(Threading::new())
+        .tls(TlsConfig::from_pem_files(&cert, &key).unwrap())
+        .bind_tcp("127.0.0.1:0", |req: &mut StreamRequest| {
+            std::io::copy(&mut req.rfile, &mut req.wfile)?;
+            Ok(())
+        })
+        .unwrap();
+    let running = run!(server);
+    let mut c = rustls_client(running.addr, &cert);
+    let data: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 + i / 251) as u8).collect();
+    let mut echoed = Vec::with_capacity(data.len());
+    // 64 KiB at a time, reading each piece's echo before the next: several
+    // TLS records per piece, both ways.
+    for piece in data.chunks(64 * 1024) {
+        c.write_all(piece).unwrap();
+        let want = echoed.len() + piece.len();
+        let mut buf = [0u8; 16 * 1024];
+        while echoed.len() < want {
+            let n = c.read(&mut buf).unwrap();
+            assert!(n > 0, "EOF after {} bytes", echoed.len());
+            echoed.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert!(echoed == data, "the echo differs");
+    c.conn.send_close_notify();
+    c.flush().unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap(); // the server's close_notify: a clean end
+    assert!(rest.is_empty());
+    let s = running.handle.stats();
+    assert!(s.bytes_in > data.len() as u64 && s.bytes_out > data.len() as u64);
+}
