@@ -111,17 +111,23 @@ pub fn load_key(path: impl AsRef<Path>) -> io::Result<PrivateKeyDer<'static>> {
 }
 
 /// A server configuration for one certificate chain and key, with the ring
-/// provider, TLS 1.2 and 1.3, and no client authentication.
+/// provider, TLS 1.2 and 1.3, no client authentication, and no TLS 1.3
+/// session tickets.
 fn single_cert(
     certs: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> io::Result<Arc<rustls::ServerConfig>> {
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(invalid)?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(invalid)?;
+    // No TLS 1.3 session tickets: they are data the server sends unasked
+    // right after the handshake, and a client that sends and closes without
+    // reading (the lesson's upload client) would leave them unread, so its
+    // kernel resets the connection while the server still reads the body.
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
@@ -138,7 +144,10 @@ impl TlsConfig {
     }
 
     /// A configuration from a PEM certificate chain file and a PEM private
-    /// key file.
+    /// key file: TLS 1.2 and 1.3, no client authentication, and no TLS 1.3
+    /// session tickets (sent unasked after the handshake, they reset the
+    /// connection of a client that sends and closes without reading; build a
+    /// `rustls::ServerConfig` yourself for resumption by ticket).
     pub fn from_pem_files(cert: impl AsRef<Path>, key: impl AsRef<Path>) -> io::Result<TlsConfig> {
         Ok(TlsConfig::new(single_cert(
             load_certs(cert)?,

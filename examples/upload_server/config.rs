@@ -129,6 +129,8 @@ pub struct Cli {
     partial_ttl: f64,
     #[command(flatten)]
     pub serve: common::ServeArgs,
+    #[command(flatten)]
+    pub edge: common::edge::EdgeArgs,
 }
 
 /// Most connections at once unless `--max-connections` says otherwise.

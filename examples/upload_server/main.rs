@@ -240,9 +240,8 @@ fn main() -> io::Result<()> {
     let h = handler(cfg)?;
     let builder = cli.serve.builder().service_interval(h.sweeper.every);
     let builder = builder.max_connections_per_ip(cli.max_connections_per_ip);
-    common::serve(
-        builder
-            .write_timeout(Duration::from_secs(30))
-            .bind_tcp(&addrs[..], h)?,
-    )
+    let builder = cli
+        .edge
+        .apply(builder.write_timeout(Duration::from_secs(30)))?; // TLS, PROXY
+    common::serve(common::edge::bind_tcp(builder, &addrs[..], h)?) // or LISTEN_FDS
 }
