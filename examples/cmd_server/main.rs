@@ -136,8 +136,6 @@ fn read_framed(
 /// Step 2: run the command (the lesson's `subprocess.Popen(cmd, shell=True,
 /// stdout=PIPE, stderr=PIPE)`), reading both pipes at once, until it ends
 /// or its time is up.
-/// The command sees the client's address as CGI does (`REMOTE_ADDR`,
-/// `REMOTE_PORT` in `cgi`).
 pub fn run(cmd: &str, limits: &Limits, cgi: &[(&str, String)]) -> io::Result<Output> {
     let (mut shell, stdout, stderr) = process::spawn(cmd, cgi)?;
     let cap = limits.cap();
@@ -231,12 +229,8 @@ fn main() -> io::Result<()> {
         .serve
         .max_connections
         .unwrap_or(limits::DEFAULT_MAX_CONNECTIONS);
-    let builder = cli
-        .serve
-        .builder()
-        .max_connections(max)
-        .write_timeout(cli.write_timeout());
-    let builder = cli.edge.apply(builder)?; // --tls-cert, --proxy-protocol
+    let builder = cli.serve.builder().max_connections(max);
+    let builder = cli.edge.apply(builder.write_timeout(cli.write_timeout()))?; // TLS, PROXY
     if let Some(path) = &cli.unix {
         let server = builder.bind_unix_stream(path, h)?;
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
