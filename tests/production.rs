@@ -25,6 +25,11 @@ if kind == "tcp":
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     s.listen(64)
+elif kind == "unlistened":
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+elif kind == "file":
+    s = open("/dev/null")
 else:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
@@ -103,6 +108,17 @@ fn a_socket_of_the_wrong_type_on_fd_3_is_refused() {
     );
     let err = String::from_utf8_lossy(&err);
     assert!(err.contains("needs a TCP listener"), "{err}");
+    // listen_fds itself refuses what is not a listening socket.
+    for (kind, why) in [
+        ("unlistened", "a stream socket that is not listening"),
+        ("file", "not a socket"),
+    ] {
+        let (status, out, err) =
+            support::run_with_timeout(&mut activated(kind, &notify_path), LIMIT);
+        assert!(!status.success() && out.is_empty(), "{kind}");
+        let err = String::from_utf8_lossy(&err);
+        assert!(err.contains(why), "{kind}: {err}");
+    }
 }
 
 fn kill(sig: &str, pid: u32) {
