@@ -105,6 +105,7 @@ mod handler;
 mod inflight;
 mod net;
 pub mod proxy;
+pub mod reactor;
 mod request;
 pub mod restart;
 mod server;
