@@ -10,7 +10,9 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use socketserver::reactor::{Conn, Factory, Message, Protocol, ReactorBuilder, ReactorServer, Timeout, framing};
+use socketserver::reactor::{
+    Conn, Factory, Message, Protocol, ReactorBuilder, ReactorServer, Timeout, framing,
+};
 use socketserver::{Addr, HandlerError, PanicError};
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -47,7 +49,9 @@ impl Protocol for Lines {
                     conn.write(b"\n");
                 }
             }
-            probe.max_pending.fetch_max(conn.pending_output(), Ordering::SeqCst);
+            probe
+                .max_pending
+                .fetch_max(conn.pending_output(), Ordering::SeqCst);
             Ok(())
         });
         if r.is_err() {
@@ -140,7 +144,10 @@ impl Running {
 
     fn stop(&self) -> socketserver::DrainReport {
         self.server.shutdown();
-        self.done.recv_timeout(LIMIT).expect("serve_forever returned").unwrap();
+        self.done
+            .recv_timeout(LIMIT)
+            .expect("serve_forever returned")
+            .unwrap();
         self.server.server_close().unwrap()
     }
 }
@@ -230,8 +237,12 @@ fn a_frame_split_byte_by_byte_and_two_frames_in_one_read() {
 fn framing_helpers_split_and_join_frames() {
     use socketserver::framing::FrameFormat;
     let mut wire = Vec::new();
-    FrameFormat::LESSON.write_frame(&mut wire, b"first").unwrap();
-    FrameFormat::LESSON.write_frame(&mut wire, b"second").unwrap();
+    FrameFormat::LESSON
+        .write_frame(&mut wire, b"first")
+        .unwrap();
+    FrameFormat::LESSON
+        .write_frame(&mut wire, b"second")
+        .unwrap();
     // Every prefix of the wire yields exactly the frames it completes.
     for cut in 0..=wire.len() {
         let mut got = Vec::new();
@@ -266,7 +277,11 @@ fn an_oversized_line_is_answered_and_closed() {
 #[test]
 fn input_without_a_frame_is_capped() {
     // No line limit of its own, but the server holds at most 4 KiB.
-    let run = start_with(ReactorBuilder::new().loops(1).max_input(4096), usize::MAX, false);
+    let run = start_with(
+        ReactorBuilder::new().loops(1).max_input(4096),
+        usize::MAX,
+        false,
+    );
     let mut c = run.connect();
     let _ = c.stream.write_all(&[b'y'; 64 * 1024]);
     let mut rest = Vec::new();
@@ -280,26 +295,46 @@ fn input_without_a_frame_is_capped() {
 #[test]
 fn a_client_that_never_reads_is_paused_not_buffered() {
     let high = 64 * 1024;
-    let run = start(ReactorBuilder::new().loops(1).high_water(high).low_water(16 * 1024));
+    let run = start(
+        ReactorBuilder::new()
+            .loops(1)
+            .high_water(high)
+            .low_water(16 * 1024),
+    );
     let mut c = run.connect();
     // Write line after line without reading until the write blocks: the
     // server must stop reading once its output passes the high-water mark,
     // so the kernel buffers fill and the write times out.
-    c.stream.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
-    let chunk = vec![b'z'; 1023].into_iter().chain([b'\n']).collect::<Vec<_>>();
+    c.stream
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let chunk = vec![b'z'; 1023]
+        .into_iter()
+        .chain([b'\n'])
+        .collect::<Vec<_>>();
     let mut sent = 0usize;
     let cap = 512 * 1024 * 1024;
     while sent < cap {
         match c.stream.write(&chunk[sent % chunk.len()..]) {
             Ok(n) => sent += n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break;
+            }
             Err(e) => panic!("write failed: {e}"),
         }
     }
     assert!(sent < cap, "the server buffered {sent} bytes without bound");
     // What the server held never passed the mark by more than one read.
     let max = run.probe.max_pending.load(Ordering::SeqCst);
-    assert!(max <= high + 64 * 1024 + 1024, "pending output reached {max}");
+    assert!(
+        max <= high + 64 * 1024 + 1024,
+        "pending output reached {max}"
+    );
     // Reading resumes the connection: everything comes back, in order.
     let sent_lines = sent / 1024;
     let mut line = Vec::new();
@@ -315,7 +350,11 @@ fn a_client_that_never_reads_is_paused_not_buffered() {
 
 #[test]
 fn an_idle_connection_times_out() {
-    let run = start(ReactorBuilder::new().loops(1).idle_timeout(Duration::from_millis(200)));
+    let run = start(
+        ReactorBuilder::new()
+            .loops(1)
+            .idle_timeout(Duration::from_millis(200)),
+    );
     let mut c = run.connect();
     let started = Instant::now();
     assert_eq!(c.ask("hi"), "hi\n");
@@ -326,7 +365,11 @@ fn an_idle_connection_times_out() {
 
 #[test]
 fn an_incomplete_frame_times_out() {
-    let run = start(ReactorBuilder::new().loops(1).frame_timeout(Duration::from_millis(200)));
+    let run = start(
+        ReactorBuilder::new()
+            .loops(1)
+            .frame_timeout(Duration::from_millis(200)),
+    );
     let mut c = run.connect();
     c.send(b"no newline");
     assert_eq!(c.rest(), "timeout IncompleteFrame\n");
@@ -376,7 +419,11 @@ fn drain_closes_idle_connections_at_once_and_lets_busy_ones_finish() {
 
 #[test]
 fn drain_cuts_busy_connections_at_the_deadline() {
-    let run = start(ReactorBuilder::new().loops(1).drain_timeout(Duration::from_millis(200)));
+    let run = start(
+        ReactorBuilder::new()
+            .loops(1)
+            .drain_timeout(Duration::from_millis(200)),
+    );
     let mut busy = run.connect();
     busy.send(b"never finished");
     assert_eq!(run.connect().ask("sync"), "sync\n");
@@ -395,7 +442,9 @@ fn max_connections_stops_accepting_and_never_accepts_and_closes() {
     // The third connects (the backlog holds it) but is not served...
     let mut c = run.connect();
     c.send(b"c\n");
-    c.stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    c.stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let mut buf = [0u8; 8];
     let waited = c.stream.read(&mut buf);
     // ... nor closed: a negative check over a fixed window.
@@ -416,7 +465,10 @@ fn shutdown_from_a_protocol_stops_serve_forever() {
     let run = start(ReactorBuilder::new().loops(1));
     let mut c = run.connect();
     c.send(b"shutdown\n");
-    run.done.recv_timeout(LIMIT).expect("serve_forever returned").unwrap();
+    run.done
+        .recv_timeout(LIMIT)
+        .expect("serve_forever returned")
+        .unwrap();
     // Shutting down starts the drain: the idle connection closes at once.
     assert_eq!(c.rest(), "");
     let report = run.server.server_close().unwrap();

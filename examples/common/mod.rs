@@ -116,3 +116,31 @@ pub fn hex(bytes: &[u8]) -> String {
     }
     s
 }
+
+/// [`serve`] for an event-loop server: prints `listening on <addr>`,
+/// serves until SIGINT or SIGTERM, drains, and reports the drain.
+pub fn serve_reactor<F: socketserver::reactor::Factory>(
+    server: socketserver::reactor::ReactorServer<F>,
+) -> io::Result<()> {
+    let handle = server.handle();
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                eprintln!("signal {sig}: shutting down");
+                handle.shutdown();
+            }
+        })?;
+    let mut out = io::stdout().lock();
+    writeln!(out, "listening on {}", server.server_address())?;
+    out.flush()?;
+    drop(out);
+    server.serve_forever()?;
+    let report = server.server_close()?;
+    eprintln!(
+        "closed: {} completed, {} cut at the drain deadline, {} abandoned, in {:?}",
+        report.completed, report.forced, report.abandoned, report.elapsed
+    );
+    Ok(())
+}
