@@ -14,12 +14,23 @@
 mod common;
 
 use clap::Parser;
-use socketserver::{HandlerResult, StreamRequest};
+use socketserver::reactor::{Conn, Protocol, ReactorBuilder};
+use socketserver::{Addr, HandlerResult, StreamRequest};
 
 /// The whole handler: copy what arrives back to the sender, as it arrives.
 pub fn echo(req: &mut StreamRequest) -> HandlerResult {
     std::io::copy(&mut req.rfile, &mut req.wfile)?;
     Ok(())
+}
+
+/// The same handler for `--strategy reactor`, as an event-loop protocol.
+pub struct Echo;
+
+impl Protocol for Echo {
+    fn data_received(&mut self, data: &[u8], conn: &mut Conn<'_>) -> std::io::Result<usize> {
+        conn.write(data);
+        Ok(data.len())
+    }
 }
 
 /// Echo server options.
@@ -38,6 +49,14 @@ struct Cli {
 fn main() -> std::io::Result<()> {
     common::init_logging();
     let cli = Cli::parse();
+    if cli.serve.strategy == common::StrategyArg::Reactor {
+        let drain = std::time::Duration::from_secs_f64(cli.serve.drain_timeout);
+        let mut b = ReactorBuilder::new().drain_timeout(drain);
+        if let Some(max) = cli.serve.max_connections {
+            b = b.max_connections(max);
+        }
+        return common::serve_reactor(b.bind_tcp(cli.addr.as_str(), |_: &Addr| Echo)?);
+    }
     // TCP_NODELAY: an echo answers in pieces as they arrive; with Nagle's
     // algorithm a reply's second piece would wait for the client's delayed
     // ACK of the first (up to 40 ms).

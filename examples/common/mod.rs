@@ -27,6 +27,9 @@ pub enum StrategyArg {
     Pool,
     /// A forked process per request.
     Forking,
+    /// Event loops, many connections per thread (only the examples with an
+    /// event-loop protocol: echo, mini_redis).
+    Reactor,
 }
 
 /// The server options every example takes.
@@ -55,6 +58,12 @@ impl ServeArgs {
             StrategyArg::Pool => AnyStrategy::ThreadPool(ThreadPool::new(self.workers)),
             StrategyArg::Forking => {
                 AnyStrategy::Forking(Forking::new().max_children(self.workers.max(1)))
+            }
+            StrategyArg::Reactor => {
+                eprintln!(
+                    "error: this example has no event-loop protocol; --strategy reactor works with echo and mini_redis"
+                );
+                std::process::exit(2);
             }
         }
     }
@@ -122,16 +131,7 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn serve_reactor<F: socketserver::reactor::Factory>(
     server: socketserver::reactor::ReactorServer<F>,
 ) -> io::Result<()> {
-    let handle = server.handle();
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                eprintln!("signal {sig}: shutting down");
-                handle.shutdown();
-            }
-        })?;
+    socketserver::shutdown_on_signals(&server.handle())?;
     let mut out = io::stdout().lock();
     writeln!(out, "listening on {}", server.server_address())?;
     out.flush()?;

@@ -3,7 +3,7 @@
 //! subscriber is reached by writing to its socket under a lock shared with
 //! its own replies.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use socketserver::{HandlerResult, Stream, StreamRequest};
@@ -38,7 +38,9 @@ fn run(
 ) -> HandlerResult {
     let (mut input, mut out, mut ranges) = (Vec::new(), Vec::new(), Vec::new());
     let sub = || Arc::new(SocketSub(Arc::clone(writer))) as Arc<dyn Subscriber>;
-    loop {
+    // next_request: false at EOF, or when a drain closes this idle
+    // connection.
+    while req.next_request()? {
         let chunk = req.rfile.fill_buf()?;
         if chunk.is_empty() {
             return Ok(());
@@ -78,6 +80,7 @@ fn run(
             return Ok(());
         }
     }
+    Ok(())
 }
 
 fn flush(writer: &Mutex<Stream>, out: &mut Vec<u8>) -> io::Result<()> {

@@ -13,7 +13,6 @@
 //! (a worker per connection while it lasts). SIGINT/SIGTERM drain and exit 0.
 
 #[path = "../common/mod.rs"]
-#[allow(unused_macros, unused_imports)]
 mod common;
 
 mod blocking;
@@ -89,9 +88,7 @@ fn main() -> std::io::Result<()> {
             common::serve_reactor(server)
         }
         Strategy::Threading | Strategy::Pool => {
-            let mut b = ServerBuilder::new()
-                .nodelay(true)
-                .drain_timeout(Some(drain));
+            let mut b = ServerBuilder::new().nodelay(true).drain_timeout(drain);
             if let Some(n) = cli.max_connections {
                 b = b.max_connections(n);
             }
@@ -99,11 +96,11 @@ fn main() -> std::io::Result<()> {
             if cli.strategy == Strategy::Threading {
                 common::serve(
                     b.strategy(Threading::new())
-                        .tcp(cli.addr.as_str(), handler)?,
+                        .bind_tcp(cli.addr.as_str(), handler)?,
                 )
             } else {
                 let pool = ThreadPool::new(cli.workers);
-                common::serve(b.strategy(pool).tcp(cli.addr.as_str(), handler)?)
+                common::serve(b.strategy(pool).bind_tcp(cli.addr.as_str(), handler)?)
             }
         }
     }

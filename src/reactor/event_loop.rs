@@ -34,8 +34,8 @@ use super::buffers::{InBuf, OutBuf};
 #[cfg(unix)]
 use super::glue::UnixStreamTransport;
 use super::glue::{
-    Addr, Guard, Incoming, ServerHandle, Stream, TcpTransport, Transport, catch, catch_hook,
-    control, stream_of, track,
+    Addr, Connection, Guard, Incoming, ServerHandle, Stream, TcpTransport, TransportImpl, catch,
+    catch_hook, control, stream_of, track,
 };
 use super::offload::{Delivery, Inbox, Mailbox, Pool};
 use super::protocol::{Asks, Conn, Factory, Protocol, Timeout};
@@ -66,7 +66,7 @@ pub(crate) enum Listener {
 }
 
 impl Listener {
-    fn next(&mut self) -> Incoming<crate::handler::Connection> {
+    fn next(&mut self) -> Incoming<Connection> {
         match self {
             Listener::Tcp(t) => t.next(),
             #[cfg(unix)]
@@ -446,7 +446,7 @@ impl<F: Factory> Loop<F> {
                 self.listening = false;
             }
         }
-        let draining = control.is_draining();
+        let draining = control.is_shutting_down();
         if draining && !self.swept {
             self.swept = true;
             for idx in 0..self.conns.len() {
@@ -882,7 +882,7 @@ impl<F: Factory> Loop<F> {
     /// closes it if it asked to be closed or the server drains.
     fn flush_one(&mut self, idx: usize) {
         let low = self.shared.opts.low_water;
-        let draining = control(&self.shared.handle).is_draining();
+        let draining = control(&self.shared.handle).is_shutting_down();
         let now = self.now;
         let Some(Some(slot)) = self.conns.get_mut(idx) else {
             return;

@@ -5,39 +5,45 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) use crate::builder::Config;
-pub(crate) use crate::control::{Control, ServerHandle};
-pub(crate) use crate::drain::{DrainReport, Guard, Live, Tracker};
-pub(crate) use crate::handler::{catch, catch_hook};
+pub(crate) use crate::config::Config;
+pub(crate) use crate::inflight::{Cut, DrainReport, Guard, InFlight};
 pub(crate) use crate::net::{Addr, Stream};
-#[cfg(unix)]
-pub(crate) use crate::transport::UnixStreamTransport;
-pub(crate) use crate::transport::{Incoming, TcpTransport, Transport};
+pub(crate) use crate::shutdown::{Lifecycle, ServerHandle};
+pub(crate) use crate::transport::{
+    Connection, Incoming, TcpTransport, TransportImpl, UnixStreamTransport,
+};
+pub(crate) use crate::unwind::{catch, catch_hook};
 
 /// A server handle whose stop requests wake `waker`. The tracker has no
 /// limit: the reactor reserves connection slots itself, before `accept`.
 pub(crate) fn new_handle(waker: mio::Waker) -> ServerHandle {
-    let control = Arc::new(Control::new(waker));
-    let tracker = Arc::new(Tracker::new(None, Arc::clone(&control)));
-    ServerHandle { control, tracker }
+    let waker = Arc::new(waker);
+    ServerHandle {
+        lifecycle: Arc::new(Lifecycle::new(Arc::clone(&waker))),
+        in_flight: Arc::new(InFlight::new(None, waker)),
+    }
 }
 
 /// The stop state machine behind a handle.
-pub(crate) fn control(handle: &ServerHandle) -> &Control {
-    &handle.control
+pub(crate) fn control(handle: &ServerHandle) -> &Lifecycle {
+    &handle.lifecycle
 }
 
 /// Starts the accounting of one connection (a forced drain cuts `stream`).
+/// Its phase stays busy, so the drain's own idle sweep leaves it alone:
+/// the loop closes its idle connections itself.
 pub(crate) fn track(handle: &ServerHandle, stream: Arc<Stream>) -> Guard {
-    handle.tracker.register(Live::Stream(stream))
+    handle
+        .in_flight
+        .register(Cut::Stream(stream, Arc::default()))
 }
 
 /// Waits up to `grace` for every connection to end, then cuts the rest.
 pub(crate) fn drain(handle: &ServerHandle, grace: Option<Duration>) -> DrainReport {
-    handle.tracker.drain(grace, None, &|| {})
+    handle.in_flight.drain(grace, None, &|| {})
 }
 
 /// The accepted stream of a transport's request.
-pub(crate) fn stream_of(conn: crate::handler::Connection) -> Arc<Stream> {
+pub(crate) fn stream_of(conn: Connection) -> Arc<Stream> {
     conn.stream
 }

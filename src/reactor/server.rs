@@ -17,7 +17,8 @@ use super::event_loop::{Listener, Loop, Options, Remote, Shared, WAKER};
 #[cfg(unix)]
 use super::glue::UnixStreamTransport;
 use super::glue::{
-    Addr, Config, DrainReport, ServerHandle, TcpTransport, Transport, control, drain, new_handle,
+    Addr, Config, DrainReport, ServerHandle, TcpTransport, TransportImpl, control, drain,
+    new_handle,
 };
 use super::offload::{Delivery, Inbox};
 use super::protocol::Factory;
