@@ -18,7 +18,7 @@ fn connect(addr: &str) -> TcpStream {
 
 #[test]
 fn echoes_bytes_as_they_arrive_under_every_strategy() {
-    for strategy in ["sequential", "threading", "pool", "forking"] {
+    for strategy in ["sequential", "threading", "pool", "forking", "reactor"] {
         let server = support::start(
             "echo",
             &[

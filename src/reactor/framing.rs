@@ -68,7 +68,7 @@ pub fn line(data: &[u8], max_len: usize) -> io::Result<Option<(&[u8], usize)>> {
 }
 
 /// Calls `each` on every complete line of `data`; returns the bytes
-/// consumed (see [`line`]). An error from `each` stops and is returned.
+/// consumed (see [`line()`]). An error from `each` stops and is returned.
 pub fn lines(
     data: &[u8],
     max_len: usize,
