@@ -50,6 +50,23 @@ pub struct LoadOpts {
     pub warmup: Duration,
     /// Measuring window.
     pub duration: Duration,
+    /// Echo mode: requests in flight per connection (written together, the
+    /// replies read together): 1 is ping-pong, more is pipelining.
+    pub depth: usize,
+    /// The server's PID, to record its CPU time over the window.
+    pub server_pid: Option<i32>,
+}
+
+/// CPU time (user + system, all threads) of process `pid` so far, from
+/// /proc/PID/stat (clock ticks).
+pub fn pid_cpu(pid: i32) -> Option<Duration> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
 }
 
 /// CPU time (user + system) of this process so far.
@@ -118,6 +135,8 @@ struct Stats {
     errors: u64,
     mismatches: u64,
     lost: u64,
+    /// Requests one completed exchange counts for (the pipelining depth).
+    per_exchange: u64,
 }
 
 impl Stats {
@@ -128,6 +147,7 @@ impl Stats {
             errors: 0,
             mismatches: 0,
             lost: 0,
+            per_exchange: 1,
         }
     }
 }
@@ -171,6 +191,7 @@ pub fn run(o: &LoadOpts) -> io::Result<Value> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish(
     o: &LoadOpts,
     st: &Stats,
@@ -179,11 +200,17 @@ fn finish(
     cpu: Duration,
     busy: Vec<f64>,
     connected: usize,
+    server_cpu: Option<Duration>,
 ) -> Value {
     let h = &st.hist;
     let secs = window.as_secs_f64();
     let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let server_s = server_cpu.map(|d| d.as_secs_f64());
     json!({
+        "depth": o.depth.max(1),
+        "server_cpu_s": server_s,
+        "server_cpu_us_per_req": server_s.map(|c| c * 1e6 / st.requests.max(1) as f64),
+        "req_per_server_cpu_s": server_s.map(|c| st.requests as f64 / c.max(1e-9)),
         "mode": format!("{:?}", o.mode).to_lowercase(),
         "conns": o.conns,
         "size": o.size,
@@ -209,7 +236,15 @@ fn run_tcp(o: &LoadOpts) -> io::Result<Value> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let size = o.size.max(1);
-    let req: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    // Pipelining: `depth` messages written at once, their echoes read back.
+    let depth = if o.mode == Mode::Echo {
+        o.depth.max(1)
+    } else {
+        1
+    };
+    let one: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let req: Vec<u8> = one.repeat(depth);
+    let size = req.len();
     let mut rbuf = vec![0u8; size.max(BUF_MIN)];
     let mut conns: Vec<Conn> = Vec::with_capacity(o.conns);
     let open = |k: usize, poll: &Poll| -> io::Result<Conn> {
@@ -244,6 +279,8 @@ fn run_tcp(o: &LoadOpts) -> io::Result<Value> {
         }
     }
     let mut st = Stats::new();
+    st.per_exchange = depth as u64;
+    let mut server_cpu0 = None;
     let start = Instant::now();
     // Echo mode: each connection has one echo and waits (parked); the
     // ping-pong on all of them starts, followed by the warm-up and the
@@ -287,6 +324,7 @@ fn run_tcp(o: &LoadOpts) -> io::Result<Value> {
             }
         }
         if cpu0.is_none() && t0.is_some_and(|t| now >= t) {
+            server_cpu0 = o.server_pid.and_then(pid_cpu);
             cpu0 = Some(self_cpu());
             busy0 = Some(cpu_jiffies());
         }
@@ -354,6 +392,10 @@ fn run_tcp(o: &LoadOpts) -> io::Result<Value> {
     }
     let t0 = t0.unwrap_or(start);
     let window = Instant::now() - t0.min(Instant::now());
+    let server_cpu = match (server_cpu0, o.server_pid.and_then(pid_cpu)) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
     let cpu = self_cpu() - cpu0.unwrap_or_else(self_cpu);
     let busy = busy0.map_or(vec![], |b| cpu_busy(&b, &cpu_jiffies()));
     let served = conns.iter().filter(|c| c.done > 0).count();
@@ -362,7 +404,9 @@ fn run_tcp(o: &LoadOpts) -> io::Result<Value> {
     } else {
         o.conns
     };
-    Ok(finish(o, &st, served, window, cpu, busy, connected))
+    Ok(finish(
+        o, &st, served, window, cpu, busy, connected, server_cpu,
+    ))
 }
 
 const BUF_MIN: usize = 64 * 1024;
@@ -478,7 +522,7 @@ fn drive(
 fn complete(c: &mut Conn, st: &mut Stats, t0: Option<Instant>) {
     let now = Instant::now();
     if t0.is_some_and(|t| now >= t) {
-        st.requests += 1;
+        st.requests += st.per_exchange;
         c.done += 1;
         let ns = (now - c.sent_at).as_nanos() as u64;
         let _ = st.hist.record(ns.max(100));
@@ -494,7 +538,15 @@ fn run_udp(o: &LoadOpts) -> io::Result<Value> {
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(1024);
     let size = o.size.max(1);
-    let req: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    // Pipelining: `depth` messages written at once, their echoes read back.
+    let depth = if o.mode == Mode::Echo {
+        o.depth.max(1)
+    } else {
+        1
+    };
+    let one: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let req: Vec<u8> = one.repeat(depth);
+    let size = req.len();
     let mut rbuf = vec![0u8; 65536];
     let mut socks = Vec::with_capacity(o.conns);
     let mut sent_at = Vec::with_capacity(o.conns);
@@ -509,6 +561,8 @@ fn run_udp(o: &LoadOpts) -> io::Result<Value> {
         sent_at.push(Instant::now());
     }
     let mut st = Stats::new();
+    st.per_exchange = depth as u64;
+    let mut server_cpu0 = None;
     let start = Instant::now();
     let t0 = start + o.warmup;
     let end = t0 + o.duration;
@@ -519,6 +573,7 @@ fn run_udp(o: &LoadOpts) -> io::Result<Value> {
     loop {
         let now = Instant::now();
         if cpu0.is_none() && now >= t0 {
+            server_cpu0 = o.server_pid.and_then(pid_cpu);
             cpu0 = Some(self_cpu());
             busy0 = Some(cpu_jiffies());
         }
@@ -578,8 +633,14 @@ fn run_udp(o: &LoadOpts) -> io::Result<Value> {
         }
     }
     let window = Instant::now() - t0;
+    let server_cpu = match (server_cpu0, o.server_pid.and_then(pid_cpu)) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
     let cpu = self_cpu() - cpu0.unwrap_or_else(self_cpu);
     let busy = busy0.map_or(vec![], |b| cpu_busy(&b, &cpu_jiffies()));
     let served = done.iter().filter(|d| **d > 0).count();
-    Ok(finish(o, &st, served, window, cpu, busy, o.conns))
+    Ok(finish(
+        o, &st, served, window, cpu, busy, o.conns, server_cpu,
+    ))
 }

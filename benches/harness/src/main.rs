@@ -2,12 +2,12 @@
 //!
 //! ```text
 //! sockbench serve-std    [--addr A] [--udp] [--stack BYTES]
-//! sockbench serve-crate  [--addr A] --strategy sequential|threading|pool|forking
-//!                        [--workers N] [--stack BYTES] [--handler loop|copy] [--udp]
+//! sockbench serve-crate  [--addr A] --strategy sequential|threading|pool|forking|reactor
+//!                        [--workers N (reactor: loops)] [--stack BYTES] [--handler loop|copy] [--udp]
 //! sockbench serve-tokio  [--addr A] [--udp]
 //! sockbench serve-sink   [--addr A]
 //! sockbench load         --addr A --mode echo|connect|udp [--conns N] [--size B]
-//!                        [--warmup S] [--duration S]
+//!                        [--warmup S] [--duration S] [--depth K] [--server-pid PID]
 //! sockbench shutdown     [--runs N] [--clients N]
 //! sockbench suite        --out DIR [--passes N] [--duration S] [--warmup S] [--no-pin]
 //!                        [--python P] [--py-script F] [--only a,b] [--scale-conns N]
@@ -149,6 +149,8 @@ fn main() {
                 size: a.num("size", 64),
                 warmup: a.secs("warmup", 0.5),
                 duration: a.secs("duration", 2.0),
+                depth: a.num("depth", 1),
+                server_pid: a.get("server-pid").and_then(|p| p.parse().ok()),
             };
             println!("{}", load::run(&o)?);
             Ok(())

@@ -100,8 +100,29 @@ fn run<T: socketserver::Transport, H, S: socketserver::Strategy>(
     server.serve_forever()
 }
 
+/// The echo protocol for the reactor strategy.
+pub struct EchoProtocol;
+
+impl socketserver::reactor::Protocol for EchoProtocol {
+    fn data_received(
+        &mut self,
+        data: &[u8],
+        conn: &mut socketserver::reactor::Conn<'_>,
+    ) -> io::Result<usize> {
+        conn.write(data);
+        Ok(data.len())
+    }
+}
+
 /// `serve-crate`: the crate's echo server with the chosen strategy.
 pub fn serve_crate(addr: &str, o: &CrateOpts) -> io::Result<()> {
+    if o.strategy == "reactor" && !o.udp {
+        let server = socketserver::reactor::ReactorBuilder::new()
+            .loops(o.workers.max(1))
+            .bind_tcp(addr, |_: &socketserver::Addr| EchoProtocol)?;
+        announce(server.server_address());
+        return server.serve_forever();
+    }
     if o.udp {
         return serve_strategy!(o, |b: ServerBuilder<_>| b.bind_udp(addr, echo_datagram));
     }

@@ -225,6 +225,10 @@ fn tcp_servers(o: &SuiteOpts, conns: usize, sequential: bool, copy_row: bool) ->
     ));
     v.push(sv("tokio", &[&e, "serve-tokio"]));
     v.push(sv(
+        "crate reactor (1 loop)",
+        &[&e, "serve-crate", "--strategy", "reactor", "--workers", "1"],
+    ));
+    v.push(sv(
         "python ThreadingTCPServer",
         &[py, &script, "threading-tcp"],
     ));
@@ -425,6 +429,8 @@ fn measure_one(o: &SuiteOpts, case: &Case, spec: &Spec) -> io::Result<Value> {
         size: case.size,
         warmup: o.warmup,
         duration: o.duration,
+        depth: 1,
+        server_pid: Some(server.pid()),
     };
     let r = load::run(&lo);
     let mut v = r?;
