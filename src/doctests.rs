@@ -41,6 +41,10 @@ pub struct Guide07Socketserver;
 #[doc = include_str!("../docs/guide/08-production.md")]
 pub struct Guide08Production;
 
+/// docs/guide/09-event-loop.md
+#[doc = include_str!("../docs/guide/09-event-loop.md")]
+pub struct Guide09EventLoop;
+
 /// docs/python-mapping.md
 #[doc = include_str!("../docs/python-mapping.md")]
 pub struct PythonMapping;

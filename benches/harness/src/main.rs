@@ -10,7 +10,7 @@
 //!                        [--warmup S] [--duration S] [--depth K] [--server-pid PID]
 //! sockbench shutdown     [--runs N] [--clients N]
 //! sockbench suite        --out DIR [--passes N] [--duration S] [--warmup S] [--no-pin]
-//!                        [--python P] [--py-script F] [--only a,b] [--scale-conns N]
+//!                        [--python P] [--py-script F] [--only a,b] [--scale-conns N] [--scale-servers a,b]
 //!                        [--shutdown-runs N] [--upload-server BIN --upload-client BIN]
 //!                        [--upload-skip REASON] [--upload-bytes N] [--scratch DIR]
 //! sockbench report       FILE.jsonl
@@ -186,6 +186,10 @@ fn main() {
                     })
                     .unwrap_or_default(),
                 scale_conns: a.num("scale-conns", 10_000),
+                scale_servers: a
+                    .get("scale-servers")
+                    .map(|s| s.split(',').filter(|x| !x.is_empty()).map(String::from).collect())
+                    .unwrap_or_default(),
                 shutdown_runs: a.num("shutdown-runs", 200),
                 upload,
                 upload_skip: a.get("upload-skip").map(String::from),

@@ -39,6 +39,8 @@ pub struct SuiteOpts {
     pub only: Vec<String>,
     /// Connections for the scale test.
     pub scale_conns: usize,
+    /// Only the scale servers whose name contains one of these (all if empty).
+    pub scale_servers: Vec<String>,
     /// Shutdown-latency runs.
     pub shutdown_runs: usize,
     /// upload_server / upload_client binaries, if built.
@@ -502,9 +504,19 @@ fn scale(o: &SuiteOpts) -> io::Result<Vec<Value>> {
             false,
         ),
         (sv("tokio", &[&e, "serve-tokio"]), false),
+        (
+            sv(
+                "crate reactor (1 loop)",
+                &[&e, "serve-crate", "--strategy", "reactor", "--workers", "1"],
+            ),
+            false,
+        ),
     ];
     let mut out = Vec::new();
     for (spec, thread_per_conn) in specs {
+        if !o.scale_servers.is_empty() && !o.scale_servers.iter().any(|s| spec.name.contains(s)) {
+            continue;
+        }
         let v = match scale_one(o, &spec, n, thread_per_conn) {
             Ok(v) => v,
             Err(err) => json!({"error": err.to_string()}),
