@@ -5,6 +5,7 @@
 # machine is (strace slows everything down; only the counts are used).
 #
 #   benches/syscalls.sh            # needs strace; builds the harness first
+#   ONLY='reactor|tokio|threading' benches/syscalls.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HARNESS="$ROOT/benches/harness"
@@ -26,6 +27,8 @@ trap cleanup EXIT INT TERM
 measure() { # mode label server-args...
     local mode="$1" label="$2"
     shift 2
+    # ONLY='reactor|tokio' measures only the servers whose label matches.
+    if [[ -n "${ONLY:-}" ]] && ! [[ "$label" =~ $ONLY ]]; then return 0; fi
     strace -f -c -o "$TMP/strace.txt" "$BIN" "$@" >"$TMP/out.txt" 2>/dev/null &
     STRACE_PID=$!
     local addr=""
@@ -62,3 +65,6 @@ measure udp "tokio" serve-tokio --udp
 measure echo "std floor" serve-std
 measure echo "crate threading" serve-crate --strategy threading
 measure echo "crate pool(16)" serve-crate --strategy pool --workers 16
+measure echo "tokio" serve-tokio
+measure echo "crate reactor (1 loop)" serve-crate --strategy reactor --workers 1
+measure connect "crate reactor (1 loop)" serve-crate --strategy reactor --workers 1

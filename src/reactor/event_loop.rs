@@ -954,11 +954,11 @@ impl<F: Factory> Loop<F> {
             return;
         };
         self.free.push(idx);
-        let _ = self
-            .poll
-            .registry()
-            .deregister(&mut SourceFd(&slot.stream.as_raw_fd()));
-        if graceful {
+        // No EPOLL_CTL_DEL: the descriptor closes when the slot drops (the
+        // tracker's reference goes with its guard), which removes it from
+        // the epoll set. After the peer's EOF nothing is left to discard and
+        // close(2) sends the FIN itself.
+        if graceful && !slot.eof {
             let _ = slot.stream.shutdown(Shutdown::Write);
             for _ in 0..4 {
                 match (&*slot.stream).read(&mut self.readbuf) {
