@@ -535,3 +535,41 @@ fn unix_stream_echo() {
     server.server_close().unwrap();
     assert!(!path.exists());
 }
+
+#[test]
+fn data_and_fin_that_arrive_together_are_both_seen() {
+    // Sent and half-closed before the server accepts: the first read gets
+    // the data (a short read) and the EOF must still be noticed.
+    struct Echo;
+    impl Protocol for Echo {
+        fn data_received(&mut self, data: &[u8], conn: &mut Conn<'_>) -> io::Result<usize> {
+            conn.write(data);
+            Ok(data.len())
+        }
+    }
+    let server = ReactorBuilder::new()
+        .loops(1)
+        .bind_tcp("127.0.0.1:0", |_: &Addr| Echo)
+        .unwrap();
+    let addr = server.server_address().as_inet().unwrap();
+    let mut clients: Vec<TcpStream> = (0..8)
+        .map(|i| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(LIMIT)).unwrap();
+            c.write_all(format!("bye {i}").as_bytes()).unwrap();
+            c.shutdown(Shutdown::Write).unwrap();
+            c
+        })
+        .collect();
+    thread::scope(|s| {
+        s.spawn(|| server.serve_forever().unwrap());
+        for (i, c) in clients.iter_mut().enumerate() {
+            let mut got = String::new();
+            c.read_to_string(&mut got).unwrap();
+            assert_eq!(got, format!("bye {i}"));
+        }
+        server.shutdown();
+    });
+    let report = server.server_close().unwrap();
+    assert_eq!((report.forced, report.abandoned), (0, 0));
+}

@@ -31,11 +31,9 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::buffers::{InBuf, OutBuf};
-#[cfg(unix)]
-use super::glue::UnixStreamTransport;
 use super::glue::{
-    Addr, Connection, Guard, Incoming, ServerHandle, Stream, TcpTransport, TransportImpl, catch,
-    catch_hook, control, stream_of, track,
+    Addr, Connection, Guard, Incoming, ServerHandle, Stream, TcpTransport, TransportImpl,
+    UnixStreamTransport, catch, catch_hook, control, stream_of, track,
 };
 use super::offload::{Delivery, Inbox, Mailbox, Pool};
 use super::protocol::{Asks, Conn, Factory, Protocol, Timeout};
@@ -60,32 +58,49 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// A listening socket the loops accept from.
 #[derive(Debug)]
 pub(crate) enum Listener {
-    Tcp(TcpTransport),
-    #[cfg(unix)]
+    /// Accepted through mio: `accept4(SOCK_NONBLOCK)`, and `TCP_NODELAY`
+    /// is inherited from the listener, so a new connection costs no
+    /// `ioctl`/`setsockopt`.
+    Tcp(mio::net::TcpListener, Addr),
     Unix(UnixStreamTransport),
 }
 
 impl Listener {
-    fn next(&mut self) -> Incoming<Connection> {
+    pub(crate) fn tcp(t: TcpTransport, nodelay: bool) -> std::io::Result<Listener> {
+        let addr = t.local_addr().clone();
+        let std = t.into_listener();
+        if nodelay {
+            socket2::SockRef::from(&std).set_nodelay(true)?;
+        }
+        Ok(Listener::Tcp(mio::net::TcpListener::from_std(std), addr))
+    }
+
+    /// One connection, and whether it still needs to be made non-blocking.
+    fn next(&mut self) -> (Incoming<Connection>, bool) {
         match self {
-            Listener::Tcp(t) => t.next(),
-            #[cfg(unix)]
-            Listener::Unix(t) => t.next(),
+            Listener::Tcp(l, _) => match l.accept() {
+                Ok((s, peer)) => {
+                    let std = std::net::TcpStream::from(std::os::fd::OwnedFd::from(s));
+                    let conn = Connection::new(Stream::Tcp(std));
+                    (Incoming::Request(conn, Addr::Inet(peer)), false)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => (Incoming::WouldBlock, false),
+                Err(e) => (Incoming::Error(e), false),
+            },
+            Listener::Unix(t) => (t.next(), true),
         }
     }
 
     fn raw_fd(&self) -> std::os::fd::RawFd {
         match self {
-            Listener::Tcp(t) => t.raw_fd(),
-            #[cfg(unix)]
+            Listener::Tcp(l, _) => l.as_raw_fd(),
             Listener::Unix(t) => t.raw_fd(),
         }
     }
 
     pub(crate) fn local_addr(&self) -> &Addr {
         match self {
-            Listener::Tcp(t) => t.local_addr(),
-            #[cfg(unix)]
+            Listener::Tcp(_, a) => a,
             Listener::Unix(t) => t.local_addr(),
         }
     }
@@ -229,6 +244,9 @@ struct Slot<P> {
     asks: Asks,
     /// Readable and not yet read to `WouldBlock` / a short read.
     read_ready: bool,
+    /// The peer's FIN or an error was reported: read until EOF, not just
+    /// until a short read.
+    hup: bool,
     eof: bool,
     /// Output above the high-water mark: not reading until below the low.
     backpressure: bool,
@@ -295,7 +313,8 @@ pub(crate) struct Loop<F: Factory> {
     readbuf: Vec<u8>,
     flush: Vec<usize>,
     again: Vec<usize>,
-    accepted: Vec<(Arc<Stream>, Addr)>,
+    /// Accepted this turn: stream, peer, needs non-blocking + nodelay set.
+    accepted: Vec<(Arc<Stream>, Addr, bool)>,
     wheel: Wheel,
     due: Vec<Entry>,
     now: u64,
@@ -364,6 +383,12 @@ impl<F: Factory> Loop<F> {
                         if let Some(Some(slot)) = self.conns.get_mut(idx) {
                             if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                                 slot.read_ready = true;
+                            }
+                            if ev.is_read_closed() || ev.is_error() {
+                                // The FIN (or error) came with this edge: a
+                                // short read does not mean drained any more,
+                                // the next read returns it.
+                                slot.hup = true;
                             }
                             if ev.is_writable() && !slot.out.is_empty() {
                                 self.queue(idx);
@@ -492,8 +517,11 @@ impl<F: Factory> Loop<F> {
                     }
                     break;
                 }
-                match listener.next() {
-                    Incoming::Request(conn, peer) => self.accepted.push((stream_of(conn), peer)),
+                let (incoming, setup) = listener.next();
+                match incoming {
+                    Incoming::Request(conn, peer) => {
+                        self.accepted.push((stream_of(conn), peer, setup))
+                    }
                     Incoming::WouldBlock => {
                         shared.release();
                         self.listener_ready = false;
@@ -518,8 +546,8 @@ impl<F: Factory> Loop<F> {
             }
         }
         let mut accepted = std::mem::take(&mut self.accepted);
-        for (stream, peer) in accepted.drain(..) {
-            self.adopt(stream, peer);
+        for (stream, peer, setup) in accepted.drain(..) {
+            self.adopt(stream, peer, setup);
         }
         self.accepted = accepted;
     }
@@ -527,18 +555,15 @@ impl<F: Factory> Loop<F> {
     /// Sets up an accepted connection (its slot is already reserved) and
     /// reads it at once: a request that came with the connection is
     /// answered in this turn.
-    fn adopt(&mut self, stream: Arc<Stream>, peer: Addr) {
+    fn adopt(&mut self, stream: Arc<Stream>, peer: Addr, setup: bool) {
         let shared = Arc::clone(&self.shared);
         let refuse = |stream: &Stream| {
             let _ = stream.shutdown(Shutdown::Write);
             shared.release();
         };
-        if let Err(e) = stream.set_nonblocking(true) {
+        if setup && let Err(e) = stream.set_nonblocking(true) {
             log::error!("socketserver: cannot make a connection non-blocking: {e}");
             return refuse(&stream);
-        }
-        if shared.opts.nodelay {
-            let _ = stream.set_nodelay(true);
         }
         let allowed = catch(|| Ok(shared.factory.verify_request(&peer))).unwrap_or_else(|e| {
             report(&shared, &peer, e);
@@ -580,6 +605,7 @@ impl<F: Factory> Loop<F> {
             out: OutBuf::default(),
             asks: Asks::default(),
             read_ready: true,
+            hup: false,
             eof: false,
             backpressure: false,
             queued: false,
@@ -675,7 +701,7 @@ impl<F: Factory> Loop<F> {
                 }
                 Ok(n) => {
                     slot.last_in = self.now;
-                    if n < buf.len() {
+                    if n < buf.len() && !slot.hup {
                         slot.read_ready = false;
                     }
                     fed = true;

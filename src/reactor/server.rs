@@ -193,14 +193,20 @@ impl ReactorBuilder {
             config.reuse_port = true;
             let first = TcpTransport::bind(addr, &config)?;
             let local = first.local_addr().as_inet();
-            listeners.push(Listener::Tcp(first));
+            listeners.push(Listener::tcp(first, self.opts.nodelay)?);
             if let Some(local) = local {
                 for _ in 1..self.opts.loops {
-                    listeners.push(Listener::Tcp(TcpTransport::bind(local, &config)?));
+                    listeners.push(Listener::tcp(
+                        TcpTransport::bind(local, &config)?,
+                        self.opts.nodelay,
+                    )?);
                 }
             }
         } else {
-            listeners.push(Listener::Tcp(TcpTransport::bind(addr, &self.config)?));
+            listeners.push(Listener::tcp(
+                TcpTransport::bind(addr, &self.config)?,
+                self.opts.nodelay,
+            )?);
         }
         ReactorServer::new(listeners, factory, self.opts)
     }
@@ -212,7 +218,8 @@ impl ReactorBuilder {
         factory: F,
     ) -> io::Result<ReactorServer<F>> {
         let t = TcpTransport::from_listener(listener)?;
-        ReactorServer::new(vec![Listener::Tcp(t)], factory, self.opts)
+        let l = Listener::tcp(t, self.opts.nodelay)?;
+        ReactorServer::new(vec![l], factory, self.opts)
     }
 
     /// Binds a Unix stream server at `path` (a stale socket file is

@@ -29,6 +29,12 @@ impl TcpTransport {
         })
     }
 
+    /// The listening socket itself (the reactor accepts through mio, which
+    /// makes accepted sockets non-blocking in the same `accept4`).
+    pub(crate) fn into_listener(self) -> TcpListener {
+        self.listener
+    }
+
     pub(crate) fn from_listener(listener: TcpListener) -> io::Result<TcpTransport> {
         listener.set_nonblocking(true)?;
         let addr = Addr::Inet(listener.local_addr()?);
