@@ -9,6 +9,7 @@
 #   benches/reactor.sh                  # 3 passes, 2 s windows
 #   PASSES=1 DURATION=1 benches/reactor.sh
 #   SCALE=19000 benches/reactor.sh      # also hold 19,000 idle connections
+#   PARTS=redis benches/reactor.sh      # only some parts (echo, redis)
 #
 # Servers are pinned to CPU 0, load generators to CPU 1; every pass runs
 # the servers of a case back to back in a rotated order, so a slow moment
@@ -52,14 +53,16 @@ trap cleanup EXIT INT TERM
 # start NAME CMD...: runs CMD on CPU 0, waits for `listening on`, sets ADDR/PID.
 start() {
     local log="$OUT/server.out"
-    taskset -c 0 "$@" > "$log" 2>/dev/null &
+    # Truncate here, not in the background redirection: a grep racing that
+    # truncation would read the previous server's line.
+    : > "$log"
+    ADDR=""
+    taskset -c 0 "$@" >> "$log" 2>/dev/null &
     PID=$!
     PIDS+=("$PID")
     for _ in $(seq 1 300); do
-        if grep -q '^listening on ' "$log"; then
-            ADDR="$(sed -n 's/^listening on //p' "$log" | head -1)"
-            return 0
-        fi
+        ADDR="$(sed -n 's/^listening on \(.*:[0-9][0-9]*\)$/\1/p' "$log" | head -1)"
+        [[ -n "$ADDR" ]] && return 0
         sleep 0.01
     done
     echo "server $* did not start" >&2
@@ -71,6 +74,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
+PARTS="${PARTS:-echo,redis}"
 # --- echo ---------------------------------------------------------------------
 ECHO_SERVERS=("std|$BIN serve-std" "tokio|$BIN serve-tokio"
     "reactor|$BIN serve-crate --strategy reactor --workers 1"
@@ -78,6 +82,7 @@ ECHO_SERVERS=("std|$BIN serve-std" "tokio|$BIN serve-tokio"
 ECHO_CASES=("echo 16 64 1" "echo 256 64 1" "echo 16 16384 1" "connect 16 64 1"
     "echo 16 64 16" "echo 256 64 16")
 for pass in $(seq 1 "$PASSES"); do
+    [[ ",$PARTS," == *,echo,* ]] || break
     for c in "${ECHO_CASES[@]}"; do
         read -r mode conns size depth <<< "$c"
         n=${#ECHO_SERVERS[@]}
@@ -118,6 +123,7 @@ start_redis() {
     esac
 }
 for pass in $(seq 1 "$PASSES"); do
+    [[ ",$PARTS," == *,redis,* ]] || break
     for c in "16 1" "256 1" "16 16" "256 16"; do
         read -r clients pipe <<< "$c"
         requests=$((pipe == 1 ? 200000 : 2000000))
