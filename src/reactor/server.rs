@@ -420,7 +420,7 @@ impl<F: Factory> ReactorServer<F> {
     /// [`drain_timeout`](ReactorBuilder::drain_timeout) for busy ones, cuts
     /// the rest with `shutdown(SHUT_RDWR)`, stops the loops and reports.
     /// Calling it again returns the first report. From a protocol callback
-    /// it refuses (`WouldBlock`): the loop would wait for itself; call
+    /// it refuses (`Deadlock`): the loop would wait for itself; call
     /// [`shutdown`](Self::shutdown) there.
     pub fn server_close(&self) -> io::Result<DrainReport> {
         let mut closed = lock(&self.closed);
@@ -430,7 +430,7 @@ impl<F: Factory> ReactorServer<F> {
         let me = std::thread::current().id();
         if lock(&self.threads).iter().any(|(id, _)| *id == me) {
             return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
+                io::ErrorKind::Deadlock,
                 "server_close called from a protocol on a loop thread; use shutdown()",
             ));
         }
