@@ -57,10 +57,13 @@ if redis:
                 "set": med([r.get("SET", {}).get("rps") for r in rs]),
                 "get": med([r.get("GET", {}).get("rps") for r in rs]),
                 "p99": med([r.get("GET", {}).get("p99_ms") for r in rs]),
-                "us": med([r["server_cpu_s"] * 1e6 / max(r["requests"], 1) for r in rs]),
+                "us": med([r["server_cpu_s"] * 1e6 / r["requests"] for r in rs if r["requests"]]),
             }
         base = m.get("redis-server")
         for s, v in m.items():
+            if v["set"] != v["set"] and v["get"] != v["get"]:  # NaN: no result
+                print(f"| {case} | {s} | did not finish | | | | | |")
+                continue
             rs_ = v["set"] / base["set"] if base and base["set"] else float("nan")
             rg = v["get"] / base["get"] if base and base["get"] else float("nan")
             print(f"| {case} | {s} | {v['set']:,.0f} | {rs_:.2f} | {v['get']:,.0f} | {rg:.2f} | {v['p99']:.3f} | {v['us']:.2f} |")
