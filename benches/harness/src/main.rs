@@ -188,7 +188,12 @@ fn main() {
                 scale_conns: a.num("scale-conns", 10_000),
                 scale_servers: a
                     .get("scale-servers")
-                    .map(|s| s.split(',').filter(|x| !x.is_empty()).map(String::from).collect())
+                    .map(|s| {
+                        s.split(',')
+                            .filter(|x| !x.is_empty())
+                            .map(String::from)
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 shutdown_runs: a.num("shutdown-runs", 200),
                 upload,
