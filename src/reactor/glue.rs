@@ -21,6 +21,7 @@ pub(crate) fn new_handle(waker: mio::Waker) -> ServerHandle {
     ServerHandle {
         lifecycle: Arc::new(Lifecycle::new(Arc::clone(&waker))),
         in_flight: Arc::new(InFlight::new(None, waker)),
+        stats: Arc::default(),
     }
 }
 
