@@ -216,6 +216,16 @@ fn echo_under_many_connections_on_two_loops() {
     let report = run.stop();
     assert_eq!(report.forced, 0);
     assert_eq!(report.abandoned, 0);
+    let stats = run.server.handle().stats();
+    assert_eq!(stats.accepted, 200);
+    assert!(
+        stats.peak_active >= 25 && stats.peak_active <= 200,
+        "{stats:?}"
+    );
+    assert!(
+        stats.bytes_in > 0 && stats.bytes_in == stats.bytes_out,
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -386,6 +396,7 @@ fn a_panic_closes_only_its_connection() {
     assert_eq!(a.rest(), "");
     assert_eq!(b.ask("still here"), "still here\n");
     assert_eq!(run.probe.panics.load(Ordering::SeqCst), 1);
+    assert_eq!(run.server.handle().stats().handler_panics, 1);
     let report = run.stop();
     assert_eq!(report.forced, 0);
 }

@@ -32,8 +32,8 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::buffers::{InBuf, OutBuf};
 use super::glue::{
-    Addr, Connection, Guard, Incoming, ServerHandle, Stream, TcpTransport, TransportImpl,
-    UnixStreamTransport, catch, catch_hook, control, stream_of, track,
+    Addr, Connection, Guard, Incoming, ServerHandle, Stats, Stream, TcpTransport, TimeoutKind,
+    TransportImpl, UnixStreamTransport, catch, catch_hook, control, stats, stream_of, track,
 };
 use super::offload::{Delivery, Inbox, Mailbox, Pool};
 use super::protocol::{Asks, Conn, Factory, Protocol, Timeout};
@@ -297,6 +297,7 @@ fn call<F: Factory, R>(
 }
 
 fn report<F: Factory>(shared: &Shared<F>, peer: &Addr, error: HandlerError) {
+    stats(&shared.handle).handler_failed(&error);
     let _ = catch_hook(|| shared.factory.handle_error(peer, &error));
 }
 
@@ -324,6 +325,9 @@ pub(crate) struct Loop<F: Factory> {
     accept_retry: Option<Instant>,
     swept: bool,
     inbox_more: bool,
+    /// Bytes read and written this turn (added to the stats once per turn).
+    bytes_in: usize,
+    bytes_out: usize,
 }
 
 impl<F: Factory> Loop<F> {
@@ -356,6 +360,8 @@ impl<F: Factory> Loop<F> {
             accept_retry: None,
             swept: false,
             inbox_more: false,
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 
@@ -415,8 +421,19 @@ impl<F: Factory> Loop<F> {
             }
             self.timers();
             self.flush_all();
+            self.count_bytes();
         }
         self.close_all();
+    }
+
+    fn count_bytes(&mut self) {
+        let counters = stats(&self.shared.handle);
+        if self.bytes_in > 0 {
+            Stats::add(&counters.bytes_in, std::mem::take(&mut self.bytes_in));
+        }
+        if self.bytes_out > 0 {
+            Stats::add(&counters.bytes_out, std::mem::take(&mut self.bytes_out));
+        }
     }
 
     fn timeout(&self) -> Option<Duration> {
@@ -506,6 +523,7 @@ impl<F: Factory> Loop<F> {
                     shared.remotes[self.index]
                         .paused
                         .store(true, Ordering::SeqCst);
+                    Stats::bump(&stats(&shared.handle).paused);
                     let _ = self
                         .poll
                         .registry()
@@ -537,6 +555,7 @@ impl<F: Factory> Loop<F> {
                                 | io::ErrorKind::ConnectionReset
                         ) {
                             log::error!("socketserver: accept failed: {e}; pausing");
+                            Stats::bump(&stats(&shared.handle).accept_errors);
                             self.listener_ready = false;
                             self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
                             break;
@@ -570,6 +589,7 @@ impl<F: Factory> Loop<F> {
             false
         });
         if !allowed {
+            Stats::bump(&stats(&shared.handle).refused);
             return refuse(&stream);
         }
         let proto = match catch(|| Ok(shared.factory.build(&peer))) {
@@ -594,6 +614,9 @@ impl<F: Factory> Loop<F> {
             return refuse(&stream);
         }
         let guard = track(&shared.handle, Arc::clone(&stream));
+        let counters = stats(&shared.handle);
+        Stats::bump(&counters.accepted);
+        counters.note_active(shared.handle.active_connections());
         self.next_id += 1;
         let now = self.now;
         self.conns[idx] = Some(Slot {
@@ -700,6 +723,7 @@ impl<F: Factory> Loop<F> {
                     break;
                 }
                 Ok(n) => {
+                    self.bytes_in += n;
                     slot.last_in = self.now;
                     if n < buf.len() && !slot.hup {
                         slot.read_ready = false;
@@ -871,6 +895,11 @@ impl<F: Factory> Loop<F> {
             );
             check(Timeout::Idle, slot.last_in, idle, slot.idle() && !slot.eof);
             if let Some(kind) = fire {
+                stats(&self.shared.handle).timeout(match kind {
+                    Timeout::Idle => TimeoutKind::Idle,
+                    Timeout::IncompleteFrame => TimeoutKind::Request,
+                    _ => TimeoutKind::MinRate,
+                });
                 let keep = self.callback(idx, |p, c| p.timed_out(kind, c));
                 let Some(Some(slot)) = self.conns.get_mut(idx) else {
                     continue;
@@ -928,6 +957,7 @@ impl<F: Factory> Loop<F> {
                     break;
                 }
                 Ok(n) => {
+                    self.bytes_out += n;
                     slot.out.advance(n);
                     slot.last_out = now;
                     slot.blocked = false;

@@ -9,6 +9,7 @@ pub(crate) use crate::config::Config;
 pub(crate) use crate::inflight::{Cut, DrainReport, Guard, InFlight};
 pub(crate) use crate::net::{Addr, Stream};
 pub(crate) use crate::shutdown::{Lifecycle, ServerHandle};
+pub(crate) use crate::stats::{Stats, TimeoutKind};
 pub(crate) use crate::transport::{
     Connection, Incoming, TcpTransport, TransportImpl, UnixStreamTransport,
 };
@@ -23,6 +24,11 @@ pub(crate) fn new_handle(waker: mio::Waker) -> ServerHandle {
         in_flight: Arc::new(InFlight::new(None, waker)),
         stats: Arc::default(),
     }
+}
+
+/// The counters behind [`ServerHandle::stats`].
+pub(crate) fn stats(handle: &ServerHandle) -> &Stats {
+    &handle.stats
 }
 
 /// The stop state machine behind a handle.

@@ -441,6 +441,7 @@ impl<F: Factory> ReactorServer<F> {
         }
         self.shared.wake_all();
         let report = drain(&self.shared.handle, self.shared.opts.drain_timeout);
+        super::glue::stats(&self.shared.handle).closed();
         self.shared
             .exit
             .store(true, std::sync::atomic::Ordering::SeqCst);
