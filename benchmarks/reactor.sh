@@ -6,24 +6,24 @@
 # --appendonly no` (and tokio's mini-redis, if installed) under
 # redis-benchmark -t set,get at -c 16/256, -P 1/16.
 #
-#   benches/reactor.sh                  # 3 passes, 2 s windows
-#   PASSES=1 DURATION=1 benches/reactor.sh
-#   SCALE=19000 benches/reactor.sh      # also hold 19,000 idle connections
-#   PARTS=redis benches/reactor.sh      # only some parts (echo, redis)
+#   benchmarks/reactor.sh                  # 3 passes, 2 s windows
+#   PASSES=1 DURATION=1 benchmarks/reactor.sh
+#   SCALE=19000 benchmarks/reactor.sh      # also hold 19,000 idle connections
+#   PARTS=redis benchmarks/reactor.sh      # only some parts (echo, redis)
 #
 # Servers are pinned to CPU 0, load generators to CPU 1; every pass runs
 # the servers of a case back to back in a rotated order, so a slow moment
 # of the machine does not land on one server only. Output:
-# benches/results/<stamp>-reactor/{results.jsonl,report.md}. Traffic goes to
+# benchmarks/results/<stamp>-reactor/{results.jsonl,report.md}. Traffic goes to
 # 127.0.0.1 only, on ports the OS picks.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-HARNESS="$ROOT/benches/harness"
+HARNESS="$ROOT/benchmarks/harness"
 export CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-$HARNESS/target}"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
-OUT="${OUT:-$ROOT/benches/results/$STAMP-reactor}"
+OUT="${OUT:-$ROOT/benchmarks/results/$STAMP-reactor}"
 PASSES="${PASSES:-3}"
 DURATION="${DURATION:-2}"
 mkdir -p "$OUT"
@@ -164,5 +164,5 @@ if [[ -n "${SCALE:-}" ]]; then
         --scale-servers "reactor,tokio" >&2 || true
 fi
 
-python3 "$ROOT/benches/reactor_report.py" "$JSONL" > "$OUT/report.md"
+python3 "$ROOT/benchmarks/reactor_report.py" "$JSONL" > "$OUT/report.md"
 cat "$OUT/report.md"

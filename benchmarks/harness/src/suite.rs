@@ -33,7 +33,7 @@ pub struct SuiteOpts {
     pub pin: bool,
     /// python3 executable.
     pub python: String,
-    /// benches/py/servers.py.
+    /// benchmarks/py/servers.py.
     pub py_script: PathBuf,
     /// Which parts to run (echo, connect, udp, shutdown, upload, scale).
     pub only: Vec<String>,

@@ -1,4 +1,4 @@
-"""Summarise benches/reactor.sh results: medians over passes, ratios in the
+"""Summarise benchmarks/reactor.sh results: medians over passes, ratios in the
 same run (echo: to tokio and to the std floor; redis: to redis-server)."""
 import json
 import statistics

@@ -299,7 +299,7 @@ fn verdict(ok: Option<bool>) -> &'static str {
     }
 }
 
-/// The targets, each with the measured figure and met/missed.
+/// The targets, each with the measured figure and met/missed.
 fn targets(rows: &[Value]) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "### Targets\n");

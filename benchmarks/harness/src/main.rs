@@ -1,4 +1,4 @@
-//! `sockbench`: the benchmark harness of issue 7.
+//! `sockbench`: the benchmark harness of the `socketserver` crate.
 //!
 //! ```text
 //! sockbench serve-std    [--addr A] [--udp] [--stack BYTES]
@@ -19,7 +19,7 @@
 //!                        [--baseline-server BIN --baseline-client BIN]   (upload_split.rs)
 //! ```
 //!
-//! Servers print `listening on <addr>` and serve until killed. `benches/run.sh`
+//! Servers print `listening on <addr>` and serve until killed. `benchmarks/run.sh`
 //! runs the whole suite.
 
 mod inproc;
@@ -169,13 +169,13 @@ fn main() {
                 _ => None,
             };
             let o = suite::SuiteOpts {
-                out: PathBuf::from(a.str("out", "benches/results/latest")),
+                out: PathBuf::from(a.str("out", "benchmarks/results/latest")),
                 passes: a.num("passes", 3),
                 duration: a.secs("duration", 2.0),
                 warmup: a.secs("warmup", 0.5),
                 pin: !a.flag("no-pin"),
                 python: a.str("python", "python3"),
-                py_script: PathBuf::from(a.str("py-script", "benches/py/servers.py")),
+                py_script: PathBuf::from(a.str("py-script", "benchmarks/py/servers.py")),
                 only: a
                     .get("only")
                     .map(|s| {

@@ -4,11 +4,11 @@
 # docs/benchmarks.md. Counts, unlike timings, do not depend on how busy the
 # machine is (strace slows everything down; only the counts are used).
 #
-#   benches/syscalls.sh            # needs strace; builds the harness first
-#   ONLY='reactor|tokio|threading' benches/syscalls.sh
+#   benchmarks/syscalls.sh            # needs strace; builds the harness first
+#   ONLY='reactor|tokio|threading' benchmarks/syscalls.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-HARNESS="$ROOT/benches/harness"
+HARNESS="$ROOT/benchmarks/harness"
 export CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-$HARNESS/target}"
 command -v strace >/dev/null || { echo "strace is needed (apt-get install -y strace)" >&2; exit 1; }
 cargo build --release --manifest-path "$HARNESS/Cargo.toml" >&2

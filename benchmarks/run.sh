@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The benchmark suite of issue 7, in one command:
+# The benchmark suite, in one command:
 #
-#   benches/run.sh                 # full run (about 6 minutes), report in benches/results/<stamp>/
-#   QUICK=1 benches/run.sh         # 1 pass, short windows: a smoke test
-#   ONLY=echo,udp benches/run.sh   # parts: echo, connect, udp, shutdown, upload, scale
+#   benchmarks/run.sh                 # full run (about 6 minutes), report in benchmarks/results/<stamp>/
+#   QUICK=1 benchmarks/run.sh         # 1 pass, short windows: a smoke test
+#   ONLY=echo,udp benchmarks/run.sh   # parts: echo, connect, udp, shutdown, upload, scale
 #
 # Servers run pinned to CPU 0 (taskset), the load generator (one mio/epoll
 # thread) to CPU 1. Each server is its own process, started with port 0,
@@ -14,10 +14,10 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-HARNESS="$ROOT/benches/harness"
+HARNESS="$ROOT/benchmarks/harness"
 export CARGO_TARGET_DIR="${BENCH_TARGET_DIR:-$HARNESS/target}"
 STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
-OUT="${OUT:-$ROOT/benches/results/$STAMP}"
+OUT="${OUT:-$ROOT/benchmarks/results/$STAMP}"
 mkdir -p "$OUT"
 
 SUITE_PID=""
@@ -90,7 +90,7 @@ fi
 } >"$OUT/machine.txt"
 cat "$OUT/machine.txt" >&2
 
-SUITE_ARGS=(--out "$OUT" --python "$PYTHON" --py-script "$ROOT/benches/py/servers.py")
+SUITE_ARGS=(--out "$OUT" --python "$PYTHON" --py-script "$ROOT/benchmarks/py/servers.py")
 if [[ -n "${QUICK:-}" ]]; then
     SUITE_ARGS+=(--passes 1 --duration 0.5 --warmup 0.2 --shutdown-runs 50
         --scale-conns 2000 --upload-bytes $((256 << 20)))
