@@ -128,6 +128,11 @@ impl InFlight {
         self.live() >= self.limit
     }
 
+    /// How many more requests may start now.
+    pub(crate) fn room(&self) -> usize {
+        self.limit.saturating_sub(self.live())
+    }
+
     pub(crate) fn register(self: &Arc<Self>, cut: Cut) -> Guard {
         let id = match cut {
             Cut::Datagram => None,

@@ -94,6 +94,7 @@
 #[cfg(not(unix))]
 compile_error!("socketserver supports unix platforms for now");
 
+mod batch;
 mod builder;
 mod config;
 mod deadline;

@@ -11,6 +11,7 @@ use crate::inflight::Phase;
 use crate::net::{Addr, DatagramSocket, Stream};
 use crate::proxy::ProxyInfo;
 use crate::shutdown::ServerHandle;
+use crate::transport::Outbox;
 
 /// One accepted connection, as Python's `StreamRequestHandler` sees it.
 ///
@@ -358,12 +359,24 @@ impl DatagramRequest {
         std::mem::take(&mut self.data)
     }
 
-    /// Sends one datagram back to the sender (`sendto(2)`).
+    /// Sends one datagram back to the sender.
+    ///
+    /// Inside a handler the reply is queued and leaves with the replies of
+    /// the rest of its batch (the datagrams one `recvmmsg(2)` took) in one
+    /// `sendmmsg(2)` as soon as the batch's last handler returns (on Linux;
+    /// `sendto(2)` per reply elsewhere); a reply the kernel refuses then
+    /// goes to `handle_error` with this peer. Called on another thread, or
+    /// for a reply over 256 KiB, it is one `sendto(2)` at once and its
+    /// error is returned. To send at once from a handler, use
+    /// [`socket`](Self::socket)`().send_to(..)`.
     ///
     /// Fails with `WriteZero` if the kernel sent less than the whole
     /// datagram, and with `InvalidInput` if the sender is an unnamed Unix
     /// socket.
     pub fn reply(&self, buf: &[u8]) -> io::Result<()> {
+        if Outbox::queue(&self.socket, buf, &self.peer).is_some() {
+            return Ok(());
+        }
         let n = self.socket.send_to(buf, &self.peer)?;
         if n == buf.len() {
             Ok(())

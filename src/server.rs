@@ -6,9 +6,12 @@
 //!     stop requested? ─────────────────────────────► return
 //!     accept while the listener is ready and below max_connections:
 //!       stop requested? ─► return  (checked before every accept)
-//!       transport.next()            accept(2) / recvmsg(2), non-blocking
+//!       transport.next()            accept(2), non-blocking
 //!       handler.verify_request      false: close, done
 //!       strategy.execute(job)       inline / thread / pool / fork
+//!     (datagrams: transport.next_batch, one recvmmsg(2) of up to 32;
+//!      verify_request on each; strategy.execute_batch runs them on one
+//!      thread and sends their replies in one sendmmsg(2))
 //!     strategy.reap()               reap children (a death by signal: handle_error)
 //!     handler.service_actions()
 //!     poll(2) on listener + waker   sleeps until a request or a wake-up
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::batch::{Batch, Report};
 use crate::config::Config;
 use crate::dispatch::{Context, Handles, Job};
 use crate::error::{HandlerError, TruncatedDatagram};
@@ -44,6 +48,9 @@ const CHILD: Token = Token(2);
 
 /// Requests taken per wake-up before housekeeping runs again.
 const ACCEPT_BATCH: usize = 64;
+/// The most datagrams in flight when neither `max_connections` nor the
+/// strategy sets a limit (Threading): what a flood can make the server hold.
+const DATAGRAMS_IN_FLIGHT: usize = 1024;
 /// First and longest pause after an accept error such as `EMFILE`.
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -53,6 +60,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// this handler), so the loop's methods need no bounds of their own.
 struct Entry<R, H, S> {
     execute: fn(&S, Job<R, H>) -> io::Result<()>,
+    execute_batch: fn(&S, Batch<R, H>, &Report<'_>),
     verify_request: fn(&H, &Addr) -> bool,
     handle_error: fn(&H, &Addr, &HandlerError),
     handle_timeout: fn(&H),
@@ -63,6 +71,7 @@ impl<R, H: Handles<R>, S: Execute<R, H>> Entry<R, H, S> {
     fn new() -> Self {
         Entry {
             execute: S::execute,
+            execute_batch: S::execute_batch,
             verify_request: H::verify_request,
             handle_error: H::handle_error,
             handle_timeout: H::handle_timeout,
@@ -139,6 +148,10 @@ where
         let limit = match (config.max_connections, strategy.limit()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        };
+        let limit = match limit {
+            None if <T::Request as Arrival>::BATCHED => Some(DATAGRAMS_IN_FLIGHT),
+            limit => limit,
         };
         let handle = ServerHandle {
             lifecycle: Arc::new(Lifecycle::new(Arc::clone(&waker))),
@@ -339,7 +352,7 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
                 return Ok(());
             }
             for _ in 0..ACCEPT_BATCH {
-                if !self.take_one(lp) {
+                if !self.take(lp, ACCEPT_BATCH) {
                     break;
                 }
             }
@@ -373,7 +386,7 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
             .handle_request_timeout
             .map(|t| Instant::now() + t);
         loop {
-            if self.take_one(lp) {
+            if self.take(lp, 1) {
                 self.reap();
                 return Ok(());
             }
@@ -388,9 +401,10 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
         }
     }
 
-    /// Takes and dispatches one request if the listener is ready and there
-    /// is room; false when there is nothing more to take now.
-    fn take_one(&self, lp: &mut Loop<T>) -> bool {
+    /// Takes and dispatches one request (datagrams: a batch of at most
+    /// `max`) if the listener is ready and there is room; false when there
+    /// is nothing more to take now.
+    fn take(&self, lp: &mut Loop<T>, max: usize) -> bool {
         if !lp.ready || self.lifecycle().stop_requested() {
             return false;
         }
@@ -406,15 +420,54 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
         {
             return false;
         }
+        if <T::Request as Arrival>::BATCHED {
+            return self.take_batch(lp, max);
+        }
         let Some(transport) = lp.transport.as_mut() else {
             return false;
         };
-        match transport.next() {
+        let incoming = transport.next();
+        self.arrived(lp, incoming, &mut |request, peer| {
+            self.dispatch(request, peer)
+        })
+    }
+
+    /// One `recvmmsg` worth of datagrams, verified and counted one by one,
+    /// started as one batch.
+    fn take_batch(&self, lp: &mut Loop<T>, max: usize) -> bool {
+        let Some(transport) = lp.transport.as_mut() else {
+            return false;
+        };
+        let mut arrived = Vec::new();
+        transport.next_batch(max.min(self.in_flight().room()), &mut |i| arrived.push(i));
+        let mut jobs = Vec::with_capacity(arrived.len());
+        let mut took = false;
+        for incoming in arrived {
+            took |= self.arrived(lp, incoming, &mut |request, peer| {
+                jobs.extend(self.admit(request, peer));
+            });
+        }
+        if !jobs.is_empty() {
+            let report = |peer: &Addr, e: io::Error| self.report(peer, e.into());
+            (self.entry.execute_batch)(&self.strategy, Batch { jobs }, &report);
+        }
+        took
+    }
+
+    /// Handles what one attempt to take a request gave: a request goes to
+    /// `start`; true if the loop should try again at once.
+    fn arrived(
+        &self,
+        lp: &mut Loop<T>,
+        incoming: Incoming<T::Request>,
+        start: &mut dyn FnMut(T::Request, Addr),
+    ) -> bool {
+        match incoming {
             Incoming::Request(request, peer) => {
                 if let Some((_, pause)) = lp.backoff.as_mut() {
                     *pause = BACKOFF_MIN;
                 }
-                self.dispatch(request, peer);
+                start(request, peer);
                 true
             }
             Incoming::WouldBlock => {
@@ -449,6 +502,18 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
     }
 
     fn dispatch(&self, request: T::Request, peer: Addr) {
+        let Some(job) = self.admit(request, peer) else {
+            return;
+        };
+        let peer = job.peer.clone();
+        if let Err(e) = (self.entry.execute)(&self.strategy, job) {
+            self.report(&peer, e.into());
+        }
+    }
+
+    /// `verify_request`, then the request counts as in flight: its job, or
+    /// `None` if it was refused (and closed).
+    fn admit(&self, request: T::Request, peer: Addr) -> Option<Job<T::Request, H>> {
         let handler = &self.context.handler;
         let allowed =
             catch(|| Ok((self.entry.verify_request)(handler, &peer))).unwrap_or_else(|e| {
@@ -460,25 +525,22 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
             Stats::bump(&self.stats().refused);
             log::debug!("socketserver: verify_request refused {peer}");
             request.reject();
-            return;
+            return None;
         }
         let in_flight = &self.context.handle.in_flight;
         let Some(guard) = in_flight.register_from(request.cut(), peer.ip()) else {
             Stats::bump(&self.stats().refused);
             log::debug!("socketserver: {peer} is at max_connections_per_ip; closed");
             request.reject();
-            return;
+            return None;
         };
         self.stats().note_active(self.in_flight().live());
-        let job = Job {
+        Some(Job {
             context: Arc::clone(&self.context),
             request,
-            peer: peer.clone(),
+            peer,
             guard,
-        };
-        if let Err(e) = (self.entry.execute)(&self.strategy, job) {
-            self.report(&peer, e.into());
-        }
+        })
     }
 
     fn report(&self, peer: &Addr, error: HandlerError) {

@@ -5,9 +5,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::{Execute, Forking, Strategy, StrategyImpl, ThreadPool, Threading};
+use crate::batch::{Batch, Report};
 use crate::dispatch::{Handles, Job};
 use crate::error::HandlerError;
 use crate::net::Addr;
+use crate::transport::Arrival;
 
 /// One of the strategies, picked at run time: each strategy is its own type,
 /// so a program that reads `--strategy pool` from its command line builds
@@ -97,7 +99,7 @@ impl StrategyImpl for AnyStrategy {
 
 impl<R, H> Execute<R, H> for AnyStrategy
 where
-    R: Send + 'static,
+    R: Arrival,
     H: Handles<R> + Send + Sync,
 {
     fn execute(&self, job: Job<R, H>) -> io::Result<()> {
@@ -105,5 +107,9 @@ where
             job.run();
             Ok(())
         })
+    }
+
+    fn execute_batch(&self, batch: Batch<R, H>, report: &Report<'_>) {
+        each!(self, s => s.execute_batch(batch, report), batch.run())
     }
 }

@@ -43,7 +43,9 @@
 use std::io;
 use std::time::Duration;
 
+use crate::batch::{Batch, Report};
 use crate::dispatch::{Handles, Job};
+use crate::transport::Arrival;
 
 mod any;
 mod forking;
@@ -104,6 +106,18 @@ pub(crate) mod sealed {
         /// Starts `job`. On error the job (and its connection) is dropped
         /// and the error goes to `handle_error`.
         fn execute(&self, job: Job<R, H>) -> io::Result<()>;
+
+        /// Starts a batch of datagram requests. By default each goes to
+        /// [`execute`](Execute::execute) on its own (forking: a child per
+        /// datagram); a job that fails to start goes to `report`.
+        fn execute_batch(&self, batch: Batch<R, H>, report: &Report<'_>) {
+            for job in batch.jobs {
+                let peer = job.peer.clone();
+                if let Err(e) = self.execute(job) {
+                    report(&peer, e);
+                }
+            }
+        }
     }
 }
 
@@ -117,6 +131,10 @@ pub trait Strategy: StrategyImpl {}
 /// One request at a time, on the loop's own thread (Python's plain
 /// `TCPServer`). The default.
 ///
+/// A datagram server takes up to 32 datagrams per `recvmmsg(2)`, runs
+/// their handlers one after another and sends their replies in one
+/// `sendmmsg(2)` before receiving again.
+///
 /// While a handler runs, the server accepts nothing else and a shutdown
 /// takes effect when it returns: give connections a
 /// [`read_timeout`](crate::ServerBuilder::read_timeout) so one silent client
@@ -128,9 +146,13 @@ pub struct Sequential;
 impl StrategyImpl for Sequential {}
 impl Strategy for Sequential {}
 
-impl<R, H: Handles<R>> Execute<R, H> for Sequential {
+impl<R: Arrival, H: Handles<R>> Execute<R, H> for Sequential {
     fn execute(&self, job: Job<R, H>) -> io::Result<()> {
         job.run();
         Ok(())
+    }
+
+    fn execute_batch(&self, batch: Batch<R, H>, _: &Report<'_>) {
+        batch.run();
     }
 }

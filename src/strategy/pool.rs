@@ -8,7 +8,9 @@ use std::thread::{self, JoinHandle};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::{Execute, Strategy, StrategyImpl};
+use crate::batch::{Batch, Report};
 use crate::dispatch::{Handles, Job};
+use crate::transport::Arrival;
 
 type Task = Box<dyn FnOnce() + Send>;
 
@@ -30,6 +32,11 @@ type Task = Box<dyn FnOnce() + Send>;
 /// lower), so the queue is never full when a request is handed over and the
 /// loop never blocks on it. A handler that panics is reported and its
 /// worker carries on.
+///
+/// A datagram server hands the pool whole batches: the datagrams of one
+/// `recvmmsg(2)` (up to 32) go to one worker in one hand-off, whose
+/// handlers run one after another there and whose replies leave in one
+/// `sendmmsg(2)`. Each datagram still counts as a request in flight.
 #[derive(Debug)]
 pub struct ThreadPool {
     workers: usize,
@@ -132,20 +139,34 @@ impl StrategyImpl for ThreadPool {
     }
 }
 
-impl<R, H> Execute<R, H> for ThreadPool
-where
-    R: Send + 'static,
-    H: Handles<R> + Send + Sync,
-{
-    fn execute(&self, job: Job<R, H>) -> io::Result<()> {
+impl ThreadPool {
+    /// Queues `task` for a worker. Never blocks: the loop stops accepting
+    /// at `limit`, the queue's capacity, and every task holds at least one
+    /// request in flight.
+    fn submit(&self, task: Task) -> io::Result<()> {
         let closed = || io::Error::other("the thread pool is closed");
         let running = self.lock();
         let tx = &running.as_ref().ok_or_else(closed)?.tx;
-        // Never blocks: the loop stops accepting at `limit`, the queue's
-        // capacity.
-        tx.send(Box::new(move || {
+        tx.send(task).map_err(|_| closed())
+    }
+}
+
+impl<R, H> Execute<R, H> for ThreadPool
+where
+    R: Arrival,
+    H: Handles<R> + Send + Sync,
+{
+    fn execute(&self, job: Job<R, H>) -> io::Result<()> {
+        self.submit(Box::new(move || {
             job.run();
         }))
-        .map_err(|_| closed())
+    }
+
+    fn execute_batch(&self, batch: Batch<R, H>, report: &Report<'_>) {
+        // One hand-off (one wake-up) per batch, not per datagram.
+        let peer = batch.jobs.first().map(|j| j.peer.clone());
+        if let (Err(e), Some(peer)) = (self.submit(Box::new(move || batch.run())), peer) {
+            report(&peer, e);
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Unix system calls that std and socket2 do not offer: `fork`, `_exit`,
-//! `waitpid`, `kill`, `pidfd_open` and `recvmsg` with `MSG_TRUNC`.
+//! `waitpid`, `kill`, `pidfd_open`, `recvmsg` with `MSG_TRUNC`, and the
+//! batched `recvmmsg`/`sendmmsg` of Linux.
 //!
 //! All of the crate's `unsafe` code is in this file; every block says why it
 //! is sound.
@@ -110,7 +111,8 @@ pub(crate) fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
 
 /// One `recvmsg(2)` with `MSG_DONTWAIT` into `buf`: the length, whether the
 /// datagram was longer than `buf` (`MSG_TRUNC` in `msg_flags`), and the
-/// sender.
+/// sender. (Linux receives with [`recv_batch`]'s `recvmmsg` instead.)
+#[cfg(not(target_os = "linux"))]
 pub(crate) fn recv_datagram(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -290,5 +292,172 @@ fn wait_blocking(pid: libc::pid_t) -> io::Result<i32> {
     match unsafe { libc::waitpid(pid, &mut status, 0) } {
         -1 => Err(io::Error::last_os_error()),
         _ => Ok(status),
+    }
+}
+
+/// The most datagrams one [`recv_batch`] or [`send_batch`] system call
+/// moves: the length of the `mmsghdr` arrays built on the stack.
+pub(crate) const MAX_BATCH: usize = 32;
+
+/// One datagram of a [`recv_batch`]: where it starts in the buffer (slot
+/// `index`), its length, `MSG_TRUNC`, and the sender.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) len: usize,
+    pub(crate) truncated: bool,
+    pub(crate) from: SockAddr,
+}
+
+/// Receives up to `max` datagrams without blocking into consecutive
+/// `slot`-byte slots of `buf`, appending one [`Received`] per datagram to
+/// `out` (slot `i` of `buf` holds `out[i]`'s bytes).
+///
+/// Linux: one `recvmmsg(2)` with `MSG_DONTWAIT`. Elsewhere: `recvmsg(2)`
+/// until `WouldBlock` or `max`. An error is returned only when nothing was
+/// received (`WouldBlock` when nothing is waiting); an error after the
+/// first datagram comes back from the next call.
+pub(crate) fn recv_batch(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    slot: usize,
+    max: usize,
+    out: &mut Vec<Received>,
+) -> io::Result<()> {
+    let max = max.min(MAX_BATCH).min(buf.len() / slot.max(1));
+    #[cfg(target_os = "linux")]
+    {
+        recvmmsg(fd, buf, slot, max, out)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for chunk in buf.chunks_exact_mut(slot).take(max) {
+            match recv_datagram(fd, chunk) {
+                Ok((len, truncated, from)) => out.push(Received {
+                    len,
+                    truncated,
+                    from,
+                }),
+                Err(e) if out.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn recvmmsg(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    slot: usize,
+    max: usize,
+    out: &mut Vec<Received>,
+) -> io::Result<()> {
+    use std::mem::size_of;
+    // SAFETY: all-zero bytes are valid values of these plain C structs
+    // (null pointers, zero lengths).
+    let mut names: [libc::sockaddr_storage; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    let mut iov: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+    for (i, chunk) in buf.chunks_exact_mut(slot).take(max).enumerate() {
+        iov[i].iov_base = chunk.as_mut_ptr().cast();
+        iov[i].iov_len = slot;
+    }
+    for i in 0..max {
+        let hdr = &mut msgs[i].msg_hdr;
+        hdr.msg_name = (&raw mut names[i]).cast();
+        hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        hdr.msg_iov = &raw mut iov[i];
+        hdr.msg_iovlen = 1;
+    }
+    // SAFETY: `msgs[..max]` are initialised headers whose `msg_name`
+    // points at a `sockaddr_storage` of the stated length and whose one
+    // iovec points at a distinct `slot`-byte chunk of `buf`, all of which
+    // live (and are not otherwise borrowed) across the call; the kernel
+    // writes at most `max` headers, their names and their chunks. A null
+    // timeout: `MSG_DONTWAIT` makes the call non-blocking (recvmmsg's own
+    // timeout is documented as broken).
+    let n = unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            max as libc::c_uint,
+            libc::MSG_DONTWAIT as _,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for i in 0..n as usize {
+        let hdr = &msgs[i].msg_hdr;
+        // SAFETY: the kernel wrote a valid address of `msg_namelen` bytes
+        // into `names[i]` for each of the `n` datagrams it returned.
+        let from = unsafe { SockAddr::new(names[i], hdr.msg_namelen) };
+        out.push(Received {
+            len: msgs[i].msg_len as usize,
+            truncated: hdr.msg_flags & libc::MSG_TRUNC != 0,
+            from,
+        });
+    }
+    Ok(())
+}
+
+/// Sends each `(bytes, to)` as one datagram, in order, on a blocking
+/// socket with `sendmmsg(2)`, up to [`MAX_BATCH`] per call; a datagram
+/// the kernel refuses is passed to `failed` with its index and error, and
+/// the rest are still sent. Linux only (elsewhere the caller loops over
+/// `sendto(2)`).
+#[cfg(target_os = "linux")]
+pub(crate) fn send_batch(
+    fd: BorrowedFd<'_>,
+    datagrams: &[(&[u8], &SockAddr)],
+    failed: &mut dyn FnMut(usize, io::Error),
+) {
+    for (base, chunk) in datagrams
+        .chunks(MAX_BATCH)
+        .enumerate()
+        .map(|(k, c)| (k * MAX_BATCH, c))
+    {
+        // SAFETY: all-zero bytes are valid values of these plain C structs.
+        let mut iov: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        let mut msgs: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
+        for (i, (bytes, _)) in chunk.iter().enumerate() {
+            iov[i].iov_base = bytes.as_ptr().cast_mut().cast();
+            iov[i].iov_len = bytes.len();
+        }
+        for (i, (_, to)) in chunk.iter().enumerate() {
+            let hdr = &mut msgs[i].msg_hdr;
+            hdr.msg_name = to.as_ptr().cast_mut().cast();
+            hdr.msg_namelen = to.len();
+            hdr.msg_iov = &raw mut iov[i];
+            hdr.msg_iovlen = 1;
+        }
+        let mut off = 0;
+        while off < chunk.len() {
+            // SAFETY: `msgs[off..chunk.len()]` are initialised headers whose
+            // name and iovec point at addresses and byte slices borrowed
+            // from `datagrams` for the whole call; sendmmsg only reads them
+            // (the `*mut` casts are the C signature's, nothing is written
+            // there) and writes only each header's `msg_len`.
+            let n = unsafe {
+                libc::sendmmsg(
+                    fd.as_raw_fd(),
+                    msgs.as_mut_ptr().add(off),
+                    (chunk.len() - off) as libc::c_uint,
+                    0,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                failed(base + off, e);
+                off += 1;
+            } else {
+                off += n as usize;
+            }
+        }
     }
 }

@@ -23,9 +23,12 @@ use crate::config::Config;
 use crate::inflight::{Cut, Phase};
 use crate::net::{Addr, DatagramSocket, Stream};
 
+mod batch;
 mod tcp;
 mod udp;
 mod unix;
+
+pub(crate) use batch::{Outbox, Receiver};
 
 pub use tcp::TcpTransport;
 pub use udp::UdpTransport;
@@ -89,6 +92,15 @@ pub(crate) mod sealed {
         fn local_addr(&self) -> &Addr;
         /// Takes one request without blocking.
         fn next(&mut self) -> Incoming<Self::Request>;
+        /// Takes up to `max` requests without blocking, passing each to
+        /// `each`: one `recvmmsg(2)` for datagram transports, one [`next`]
+        /// otherwise.
+        ///
+        /// [`next`]: TransportImpl::next
+        fn next_batch(&mut self, max: usize, each: &mut dyn FnMut(Incoming<Self::Request>)) {
+            let _ = max;
+            each(self.next());
+        }
         /// The socket the loop waits on.
         fn raw_fd(&self) -> std::os::fd::RawFd;
         /// The shared socket of a datagram transport (`None` for streams).
@@ -102,6 +114,13 @@ pub(crate) mod sealed {
 
     /// A request as a transport delivers it.
     pub trait Arrival: Send + 'static {
+        /// Datagrams arrive, run and are answered in batches; connections
+        /// one at a time.
+        const BATCHED: bool = false;
+        /// The socket replies go out on, for a batch's outbox.
+        fn reply_socket(&self) -> Option<&std::sync::Arc<DatagramSocket>> {
+            None
+        }
         /// What a drain can cut.
         fn cut(&self) -> crate::inflight::Cut;
         /// Closes a request that `verify_request` refused.
@@ -127,6 +146,10 @@ impl Arrival for Connection {
 }
 
 impl Arrival for Datagram {
+    const BATCHED: bool = true;
+    fn reply_socket(&self) -> Option<&Arc<DatagramSocket>> {
+        Some(&self.socket)
+    }
     fn cut(&self) -> Cut {
         Cut::Datagram
     }
@@ -166,24 +189,4 @@ fn socket_for(addr: &SocketAddr, ty: Type, config: &Config) -> io::Result<Socket
         socket.set_reuse_port(true)?;
     }
     Ok(socket)
-}
-
-/// One non-blocking `recvmsg` into `buf`, shared by both datagram transports.
-fn recv(
-    socket: &Arc<DatagramSocket>,
-    buf: &mut [u8],
-    to_addr: impl FnOnce(&socket2::SockAddr) -> Addr,
-) -> Incoming<Datagram> {
-    use std::os::fd::AsFd;
-    match crate::sys::recv_datagram(socket.as_fd(), buf) {
-        Ok((_, true, from)) => Incoming::Truncated(to_addr(&from)),
-        Ok((n, false, from)) => Incoming::Request(
-            Datagram {
-                data: buf[..n].to_vec(),
-                socket: Arc::clone(socket),
-            },
-            to_addr(&from),
-        ),
-        Err(e) => Incoming::from_error(e),
-    }
 }

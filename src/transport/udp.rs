@@ -6,21 +6,24 @@ use std::sync::Arc;
 
 use socket2::Type;
 
-use super::{Datagram, Incoming, Transport, TransportImpl, each_addr, recv, socket_for};
+use super::{Datagram, Incoming, Receiver, Transport, TransportImpl, each_addr, socket_for};
 use crate::config::Config;
 use crate::net::{Addr, DatagramSocket};
 
 /// A UDP socket: each request is one datagram.
 ///
-/// Datagrams are read with `recvmsg(2)` and `MSG_DONTWAIT` into a buffer of
-/// [`max_packet_size`](crate::ServerBuilder::max_packet_size) bytes; one
-/// that did not fit (`MSG_TRUNC`) is reported, never handled cut short. The
+/// Datagrams are read in batches, up to 32 per `recvmmsg(2)` with
+/// `MSG_DONTWAIT` on Linux (`recvmsg(2)` in a loop elsewhere), into fixed
+/// slots of [`max_packet_size`](crate::ServerBuilder::max_packet_size)
+/// bytes; one that did not fit (`MSG_TRUNC`) is reported, never handled
+/// cut short. Replies made while a batch runs leave together after it, in
+/// one `sendmmsg(2)` (see [`DatagramRequest::reply`](crate::DatagramRequest::reply)). The
 /// socket itself stays blocking, so handlers' replies never fail with
 /// `WouldBlock`.
 #[derive(Debug)]
 pub struct UdpTransport {
     socket: Arc<DatagramSocket>,
-    buf: Vec<u8>,
+    receiver: Receiver,
     addr: Addr,
 }
 
@@ -37,7 +40,7 @@ impl UdpTransport {
         let addr = Addr::Inet(socket.local_addr()?);
         Ok(UdpTransport {
             socket: Arc::new(DatagramSocket::Udp(socket)),
-            buf: vec![0; config.max_packet_size],
+            receiver: Receiver::new(config.max_packet_size),
             addr,
         })
     }
@@ -55,9 +58,13 @@ impl TransportImpl for UdpTransport {
     }
 
     fn next(&mut self) -> Incoming<Datagram> {
-        recv(&self.socket, &mut self.buf, |a| {
-            Addr::Inet(a.as_socket().unwrap_or_else(|| ([0, 0, 0, 0], 0).into()))
-        })
+        let mut one = Incoming::WouldBlock;
+        self.next_batch(1, &mut |i| one = i);
+        one
+    }
+
+    fn next_batch(&mut self, max: usize, each: &mut dyn FnMut(Incoming<Datagram>)) {
+        self.receiver.recv(&self.socket, max, inet_addr, each);
     }
 
     fn raw_fd(&self) -> std::os::fd::RawFd {
@@ -70,3 +77,7 @@ impl TransportImpl for UdpTransport {
 }
 
 impl Transport for UdpTransport {}
+
+fn inet_addr(a: &socket2::SockAddr) -> Addr {
+    Addr::Inet(a.as_socket().unwrap_or_else(|| ([0, 0, 0, 0], 0).into()))
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::{Connection, Datagram, Incoming, Transport, TransportImpl, recv};
+use super::{Connection, Datagram, Incoming, Receiver, Transport, TransportImpl};
 use crate::config::Config;
 use crate::net::{Addr, DatagramSocket, Stream};
 
@@ -146,7 +146,7 @@ impl TransportImpl for UnixStreamTransport {
 #[derive(Debug)]
 pub struct UnixDatagramTransport {
     socket: Arc<DatagramSocket>,
-    buf: Vec<u8>,
+    receiver: Receiver,
     addr: Addr,
     _path: Option<SocketPath>,
 }
@@ -166,7 +166,7 @@ impl UnixDatagramTransport {
         let addr = Addr::from_unix(&socket.local_addr()?);
         Ok(UnixDatagramTransport {
             socket: Arc::new(DatagramSocket::Unix(socket)),
-            buf: vec![0; config.max_packet_size],
+            receiver: Receiver::new(config.max_packet_size),
             addr,
             _path: None,
         })
@@ -185,7 +185,13 @@ impl TransportImpl for UnixDatagramTransport {
     }
 
     fn next(&mut self) -> Incoming<Datagram> {
-        recv(&self.socket, &mut self.buf, unix_addr)
+        let mut one = Incoming::WouldBlock;
+        self.next_batch(1, &mut |i| one = i);
+        one
+    }
+
+    fn next_batch(&mut self, max: usize, each: &mut dyn FnMut(Incoming<Datagram>)) {
+        self.receiver.recv(&self.socket, max, unix_addr, each);
     }
 
     fn raw_fd(&self) -> std::os::fd::RawFd {
