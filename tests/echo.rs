@@ -1,11 +1,12 @@
 //! The echo example as a user runs it: `listening on <addr>` with port 0,
 //! every byte echoed as it arrives (no newline needed), under every
-//! strategy, and a graceful exit 0 on SIGINT and SIGTERM.
+//! strategy, over TCP and (`--udp`) UDP, and a graceful exit 0 on SIGINT
+//! and SIGTERM.
 
 mod support;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use support::LIMIT;
@@ -39,6 +40,26 @@ fn echoes_bytes_as_they_arrive_under_every_strategy() {
                 c.read_exact(&mut back).unwrap();
                 assert_eq!(back, piece, "strategy {strategy}");
             }
+        }
+        let status = server.stop_with(2); // SIGINT
+        assert!(status.success(), "{strategy}: {status}");
+    }
+}
+
+#[test]
+fn echoes_datagrams_with_udp_under_every_strategy() {
+    for strategy in ["sequential", "threading", "pool", "forking"] {
+        let args = ["--udp", "--addr", "127.0.0.1:0", "--strategy", strategy];
+        let server = support::start("echo", &args);
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(LIMIT)).unwrap();
+        let big: Vec<u8> = (0..16384).map(|i| i as u8).collect();
+        for msg in [&b"hello"[..], b"", &big] {
+            c.send_to(msg, &server.addr).unwrap();
+            let mut back = vec![0; 65536];
+            let (n, from) = c.recv_from(&mut back).unwrap();
+            assert_eq!(&back[..n], msg, "strategy {strategy}");
+            assert_eq!(from.to_string(), server.addr, "strategy {strategy}");
         }
         let status = server.stop_with(2); // SIGINT
         assert!(status.success(), "{strategy}: {status}");

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod edge;
+pub mod relay;
 
 use std::io::{self, Write};
 use std::time::Duration;
