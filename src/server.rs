@@ -91,6 +91,45 @@ struct Loop<T> {
     paused: bool,
     /// After an accept error: no accepting until then, and the next pause.
     backoff: Option<(Instant, Duration)>,
+    /// How many datagram batches of each size class were taken.
+    batches: BatchSizes,
+}
+
+/// Datagram batches taken, by size: 1, 2–3, 4–7, 8–15, 16–31, 32+
+/// datagrams. Logged at `debug` level when the server closes.
+#[derive(Debug, Default)]
+struct BatchSizes {
+    by_class: [u64; 6],
+    datagrams: u64,
+}
+
+impl BatchSizes {
+    fn record(&mut self, n: usize) {
+        if n > 0 {
+            let class = (usize::BITS - 1 - n.leading_zeros()) as usize;
+            self.by_class[class.min(5)] += 1;
+            self.datagrams += n as u64;
+        }
+    }
+
+    fn log(&self, local: &Addr) {
+        let batches: u64 = self.by_class.iter().sum();
+        if batches > 0 {
+            let c = &self.by_class;
+            log::debug!(
+                "socketserver: {local}: {} datagrams in {batches} batches (mean {:.2}); \
+                 batches of 1: {}, 2-3: {}, 4-7: {}, 8-15: {}, 16-31: {}, 32+: {}",
+                self.datagrams,
+                self.datagrams as f64 / batches as f64,
+                c[0],
+                c[1],
+                c[2],
+                c[3],
+                c[4],
+                c[5]
+            );
+        }
+    }
 }
 
 /// A server: a transport `T`, a handler `H` and a strategy `S`.
@@ -179,6 +218,7 @@ where
                 ready: true,
                 paused: false,
                 backoff: None,
+                batches: BatchSizes::default(),
             }),
             loop_thread: Mutex::new(None),
             closed: Mutex::new(None),
@@ -309,6 +349,7 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
                 self.serve_backlog(&mut transport);
             }
             drop(transport);
+            lp.batches.log(&self.local);
         }
         drop(lp);
         let report = self.in_flight().drain(
@@ -447,6 +488,7 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
                 jobs.extend(self.admit(request, peer));
             });
         }
+        lp.batches.record(jobs.len());
         if !jobs.is_empty() {
             let report = |peer: &Addr, e: io::Error| self.report(peer, e.into());
             (self.entry.execute_batch)(&self.strategy, Batch { jobs }, &report);

@@ -33,6 +33,7 @@ pub(crate) const OUTBOX_BYTES: usize = 256 << 10;
 pub(crate) struct Receiver {
     buf: Vec<u8>,
     slot: usize,
+    slots: usize,
     got: Vec<Received>,
 }
 
@@ -49,6 +50,7 @@ impl Receiver {
             // Zeroed by calloc: pages no datagram reaches stay unmapped.
             buf: vec![0; slot * slots],
             slot,
+            slots,
             got: Vec::with_capacity(slots),
         }
     }
@@ -57,6 +59,11 @@ impl Receiver {
     /// `each` in arrival order: a request, or `Truncated` for one longer
     /// than a slot (dropped, never handled cut short). Nothing waiting is
     /// one `WouldBlock`; an error before the first datagram, one `Error`.
+    ///
+    /// Fewer datagrams than asked for means the socket's queue was empty
+    /// when the call returned: a `WouldBlock` follows them, so the loop
+    /// waits for readiness instead of paying one more `recvmmsg` to hear
+    /// `EAGAIN` (the poller reports any datagram queued after this call).
     pub(crate) fn recv(
         &mut self,
         socket: &Arc<DatagramSocket>,
@@ -65,13 +72,10 @@ impl Receiver {
         each: &mut dyn FnMut(Incoming<Datagram>),
     ) {
         self.got.clear();
-        if let Err(e) = sys::recv_batch(
-            socket.as_fd(),
-            &mut self.buf,
-            self.slot,
-            max.max(1),
-            &mut self.got,
-        ) {
+        let max = max.clamp(1, self.slots);
+        if let Err(e) =
+            sys::recv_batch(socket.as_fd(), &mut self.buf, self.slot, max, &mut self.got)
+        {
             each(Incoming::from_error(e));
             return;
         }
@@ -88,6 +92,9 @@ impl Receiver {
                     peer,
                 )
             });
+        }
+        if self.got.len() < max {
+            each(Incoming::WouldBlock);
         }
     }
 }
