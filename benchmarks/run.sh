@@ -3,7 +3,8 @@
 #
 #   benchmarks/run.sh                 # full run (about 6 minutes), report in benchmarks/results/<stamp>/
 #   QUICK=1 benchmarks/run.sh         # 1 pass, short windows: a smoke test
-#   ONLY=echo,udp benchmarks/run.sh   # parts: echo, connect, udp, shutdown, upload, scale
+#   ONLY=echo,udp benchmarks/run.sh   # parts: echo, connect, udp, shutdown, upload, scale,
+#                                 # or case ids: ONLY=udp,echo-16k-16
 #
 # Servers run pinned to CPU 0 (taskset), the load generator (one mio/epoll
 # thread) to CPU 1. Each server is its own process, started with port 0,
@@ -57,9 +58,18 @@ echo "building the harness (release) into $CARGO_TARGET_DIR" >&2
 cargo build --release --manifest-path "$HARNESS/Cargo.toml" >&2
 BIN="$CARGO_TARGET_DIR/release/sockbench"
 
+# The echo example (the echo-16k and UDP rows), release.
+EX_TARGET="$CARGO_TARGET_DIR/crate-examples"
+ECHO_ARGS=()
+echo "building the echo example (release) into $EX_TARGET" >&2
+if CARGO_TARGET_DIR="$EX_TARGET" cargo build --release --example echo >"$OUT/echo-build.log" 2>&1; then
+    ECHO_ARGS=(--echo-example "$EX_TARGET/release/examples/echo")
+else
+    echo "WARNING: the echo example did not build (see echo-build.log): no echo example rows" >&2
+fi
+
 UPLOAD_ARGS=()
 if [[ -e examples/upload_server/main.rs && -e examples/upload_client/main.rs ]]; then
-    EX_TARGET="$CARGO_TARGET_DIR/crate-examples"
     echo "building the upload examples (release) into $EX_TARGET" >&2
     if CARGO_TARGET_DIR="$EX_TARGET" cargo build --release \
         --example upload_server --example upload_client >"$OUT/examples-build.log" 2>&1; then
@@ -99,7 +109,7 @@ else
 fi
 [[ -n "${ONLY:-}" ]] && SUITE_ARGS+=(--only "$ONLY")
 
-"${PIN_LOAD[@]}" "$BIN" suite "${SUITE_ARGS[@]}" "${PIN_ARGS[@]}" "${UPLOAD_ARGS[@]}" &
+"${PIN_LOAD[@]}" "$BIN" suite "${SUITE_ARGS[@]}" "${PIN_ARGS[@]}" "${UPLOAD_ARGS[@]}" "${ECHO_ARGS[@]}" &
 SUITE_PID=$!
 wait "$SUITE_PID"
 SUITE_PID=""

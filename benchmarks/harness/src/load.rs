@@ -8,8 +8,11 @@
 //!   and `shutdown(SHUT_WR)`, read the echo to EOF, close. The client sends
 //!   the first FIN, so TIME_WAIT stays on the client side (spread over 8
 //!   source addresses); no RST, so no error path on the server.
-//! - `udp`: `conns` connected UDP sockets, one datagram outstanding each; a
-//!   reply not back in 200 ms counts as lost and the datagram is resent.
+//! - `udp`: `conns` connected UDP sockets, `inflight` datagrams outstanding
+//!   each; a reply not back in 200 ms counts as lost and the datagram is
+//!   resent. With more than one in flight the generator itself batches
+//!   (`recvmmsg`/`sendmmsg`), so it stays cheaper per datagram than the
+//!   server it measures (`udp.rs`).
 //!
 //! Latency is recorded in nanoseconds in an HDR histogram for requests that
 //! complete inside the measuring window (after the warm-up).
@@ -20,7 +23,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use mio::net::{TcpStream, UdpSocket};
+use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use serde_json::{Value, json};
 
@@ -46,6 +49,8 @@ pub struct LoadOpts {
     pub conns: usize,
     /// Message size.
     pub size: usize,
+    /// UDP: datagrams outstanding per client.
+    pub inflight: usize,
     /// Warm-up before measuring.
     pub warmup: Duration,
     /// Measuring window.
@@ -107,40 +112,18 @@ pub fn cpu_busy(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<f64> {
         .collect()
 }
 
-enum State {
-    Connecting,
-    /// Writing the request from this offset.
-    Writing(usize),
-    /// Read this many bytes of the reply.
-    Reading(usize),
-    /// Echo mode, set-up: had its first echo, waits for the others.
-    Parked,
-    Idle,
-}
-
-struct Conn {
-    sock: Option<TcpStream>,
-    state: State,
-    sent_at: Instant,
-    /// Requests completed inside the window.
-    done: u64,
-    /// Echo mode: completed its first round trip (the server serves it).
-    primed: bool,
-    src: usize,
-}
-
-struct Stats {
-    hist: Histogram<u64>,
-    requests: u64,
-    errors: u64,
-    mismatches: u64,
-    lost: u64,
+pub(crate) struct Stats {
+    pub(crate) hist: Histogram<u64>,
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+    pub(crate) mismatches: u64,
+    pub(crate) lost: u64,
     /// Requests one completed exchange counts for (the pipelining depth).
-    per_exchange: u64,
+    pub(crate) per_exchange: u64,
 }
 
 impl Stats {
-    fn new() -> Stats {
+    pub(crate) fn new() -> Stats {
         Stats {
             hist: Histogram::new_with_bounds(100, 120_000_000_000, 3).expect("histogram"),
             requests: 0,
@@ -186,22 +169,81 @@ fn connect_from(addr: SocketAddr, k: usize) -> io::Result<TcpStream> {
 /// Runs the load and returns one JSON object of results.
 pub fn run(o: &LoadOpts) -> io::Result<Value> {
     match o.mode {
-        Mode::Udp => run_udp(o),
+        Mode::Udp => crate::udp::run(o),
         _ => run_tcp(o),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    o: &LoadOpts,
-    st: &Stats,
-    served: usize,
-    window: Duration,
-    cpu: Duration,
-    busy: Vec<f64>,
-    connected: usize,
-    server_cpu: Option<Duration>,
-) -> Value {
+/// The measuring window: when it starts, and the CPU counters then.
+pub(crate) struct Window {
+    pub(crate) t0: Option<Instant>,
+    cpu0: Option<Duration>,
+    busy0: Option<Vec<(u64, u64)>>,
+    server_pid: Option<i32>,
+    server_cpu0: Option<Duration>,
+}
+
+impl Window {
+    pub(crate) fn new(t0: Option<Instant>, server_pid: Option<i32>) -> Window {
+        Window {
+            t0,
+            cpu0: None,
+            busy0: None,
+            server_pid,
+            server_cpu0: None,
+        }
+    }
+
+    /// Takes the CPU counters once the window has begun.
+    pub(crate) fn sample(&mut self, now: Instant) {
+        if self.cpu0.is_none() && self.t0.is_some_and(|t| now >= t) {
+            self.server_cpu0 = self.server_pid.and_then(pid_cpu);
+            self.cpu0 = Some(self_cpu());
+            self.busy0 = Some(cpu_jiffies());
+        }
+    }
+
+    /// The server's CPU time over the window, if its PID is known.
+    pub(crate) fn server_cpu(&self) -> Option<Duration> {
+        match (self.server_cpu0, self.server_pid.and_then(pid_cpu)) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        }
+    }
+
+    /// (window length, load-generator CPU, per-CPU busy) until now.
+    pub(crate) fn close(&self, start: Instant) -> (Duration, Duration, Vec<f64>) {
+        let t0 = self.t0.unwrap_or(start);
+        let window = Instant::now() - t0.min(Instant::now());
+        let cpu = self_cpu() - self.cpu0.unwrap_or_else(self_cpu);
+        let busy = self
+            .busy0
+            .as_ref()
+            .map_or(vec![], |b| cpu_busy(b, &cpu_jiffies()));
+        (window, cpu, busy)
+    }
+}
+
+/// What a run measured, for [`finish`].
+pub(crate) struct Outcome {
+    pub(crate) served: usize,
+    pub(crate) connected: usize,
+    pub(crate) window: Duration,
+    pub(crate) cpu: Duration,
+    pub(crate) busy: Vec<f64>,
+    pub(crate) server_cpu: Option<Duration>,
+}
+
+/// One JSON object of results.
+pub(crate) fn finish(o: &LoadOpts, st: &Stats, out: Outcome) -> Value {
+    let Outcome {
+        served,
+        connected,
+        window,
+        cpu,
+        busy,
+        server_cpu,
+    } = out;
     let h = &st.hist;
     let secs = window.as_secs_f64();
     let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
@@ -214,6 +256,7 @@ fn finish(
         "mode": format!("{:?}", o.mode).to_lowercase(),
         "conns": o.conns,
         "size": o.size,
+        "inflight": o.inflight,
         "requests": st.requests,
         "rps": st.requests as f64 / secs,
         "mbps": st.requests as f64 * o.size as f64 / secs / 1e6,
@@ -232,31 +275,114 @@ fn finish(
     })
 }
 
-fn run_tcp(o: &LoadOpts) -> io::Result<Value> {
-    let mut poll = Poll::new()?;
-    let mut events = Events::with_capacity(1024);
-    let size = o.size.max(1);
-    // Pipelining: `depth` messages written at once, their echoes read back.
-    let depth = if o.mode == Mode::Echo {
-        o.depth.max(1)
-    } else {
-        1
-    };
-    let one: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-    let req: Vec<u8> = one.repeat(depth);
-    let size = req.len();
-    let mut rbuf = vec![0u8; size.max(BUF_MIN)];
-    let mut conns: Vec<Conn> = Vec::with_capacity(o.conns);
-    let open = |k: usize, poll: &Poll| -> io::Result<Conn> {
-        let mut sock = if o.mode == Mode::Connect {
-            connect_from(o.addr, k)?
+enum State {
+    Connecting,
+    /// Writing the request from this offset.
+    Writing(usize),
+    /// Read this many bytes of the reply.
+    Reading(usize),
+    /// Echo mode, set-up: had its first echo, waits for the others.
+    Parked,
+    Idle,
+}
+
+struct Conn {
+    sock: Option<TcpStream>,
+    state: State,
+    sent_at: Instant,
+    /// Requests completed inside the window.
+    done: u64,
+    /// Echo mode: completed its first round trip (the server serves it).
+    primed: bool,
+    src: usize,
+}
+
+/// What every connection's state machine shares.
+struct Shared {
+    req: Vec<u8>,
+    rbuf: Vec<u8>,
+    st: Stats,
+    t0: Option<Instant>,
+    mode: Mode,
+    /// Echo mode: connections that completed a first round trip.
+    connected: usize,
+}
+
+const BUF_MIN: usize = 64 * 1024;
+
+/// Echo mode ramps up: at most RAMP connections wait for their first echo
+/// at a time (one more every 5 ms if they stall), so a burst of SYNs never
+/// overflows a small listen backlog (std's 128, Python's 5), whose dropped
+/// handshakes would stall clients for a 1 s retransmission.
+const RAMP: usize = 4;
+
+/// The TCP load: every connection, the poller, and the clock.
+struct TcpLoad<'a> {
+    o: &'a LoadOpts,
+    poll: Poll,
+    conns: Vec<Conn>,
+    sh: Shared,
+    end: Option<Instant>,
+    last_open: Instant,
+    src_next: usize,
+}
+
+impl<'a> TcpLoad<'a> {
+    fn new(o: &'a LoadOpts) -> io::Result<TcpLoad<'a>> {
+        // Pipelining: `depth` messages written at once, their echoes read back.
+        let depth = if o.mode == Mode::Echo {
+            o.depth.max(1)
         } else {
-            let s = TcpStream::connect(o.addr)?;
+            1
+        };
+        let one: Vec<u8> = (0..o.size.max(1)).map(|i| (i % 251) as u8).collect();
+        let req = one.repeat(depth);
+        let size = req.len();
+        let mut st = Stats::new();
+        st.per_exchange = depth as u64;
+        let mut load = TcpLoad {
+            o,
+            poll: Poll::new()?,
+            conns: Vec::with_capacity(o.conns),
+            sh: Shared {
+                req,
+                rbuf: vec![0u8; size.max(BUF_MIN)],
+                st,
+                t0: None,
+                mode: o.mode,
+                connected: 0,
+            },
+            end: None,
+            last_open: Instant::now(),
+            src_next: o.conns,
+        };
+        // Connect mode: all clients start at once, and the clock with them.
+        if o.mode == Mode::Connect {
+            for k in 0..o.conns {
+                let c = load.open(k)?;
+                load.conns.push(c);
+            }
+            let t0 = Instant::now() + o.warmup;
+            load.sh.t0 = Some(t0);
+            load.end = Some(t0 + o.duration);
+        }
+        Ok(load)
+    }
+
+    /// Opens connection `k` and registers it.
+    fn open(&self, k: usize) -> io::Result<Conn> {
+        let mut sock = if self.o.mode == Mode::Connect {
+            connect_from(self.o.addr, k)?
+        } else {
+            let s = TcpStream::connect(self.o.addr)?;
             s.set_nodelay(true)?;
             s
         };
-        poll.registry()
-            .register(&mut sock, Token(k), Interest::READABLE | Interest::WRITABLE)?;
+        self.poll.registry().register(
+            &mut sock,
+            Token(k),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         Ok(Conn {
             sock: Some(sock),
             state: State::Connecting,
@@ -265,258 +391,276 @@ fn run_tcp(o: &LoadOpts) -> io::Result<Value> {
             primed: false,
             src: k,
         })
-    };
-    // Connect mode: all clients start at once. Echo mode ramps up: at most
-    // RAMP connections wait for their first echo at a time (one more every
-    // 5 ms if they stall), so a burst of SYNs never overflows a small listen
-    // backlog (std's 128, Python's 5), whose dropped handshakes would stall
-    // clients for a 1 s retransmission.
-    const RAMP: usize = 4;
-    let mut last_open = Instant::now();
-    if o.mode == Mode::Connect {
-        for k in 0..o.conns {
-            conns.push(open(k, &poll)?);
+    }
+
+    /// Echo mode: opens more connections as the earlier ones are served.
+    fn ramp(&mut self, now: Instant) -> io::Result<()> {
+        if self.o.mode != Mode::Echo {
+            return Ok(());
+        }
+        let mut stalled = now.duration_since(self.last_open) >= Duration::from_millis(5);
+        while self.conns.len() < self.o.conns
+            && (self.conns.len() < self.sh.connected + RAMP || stalled)
+        {
+            if self.conns.len() >= self.sh.connected + RAMP {
+                stalled = false;
+            }
+            let c = self.open(self.conns.len())?;
+            self.conns.push(c);
+            self.last_open = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Echo mode: each connection has had one echo and waits (parked);
+    /// the ping-pong on all of them starts, followed by the warm-up and
+    /// the clock, once every connection is served, or when the server has
+    /// left some unserved for 0.5 s after the last connect (Python's
+    /// ForkingTCPServer caps children at 40), or at `setup_deadline`.
+    fn start_clock(&mut self, now: Instant, setup_deadline: Instant) {
+        let o = self.o;
+        let all_open = self.conns.len() == o.conns;
+        let stuck = all_open && now - self.last_open >= Duration::from_millis(500);
+        let served = self.sh.connected == o.conns;
+        if self.sh.t0.is_some() || !(served || now >= setup_deadline || stuck) {
+            return;
+        }
+        self.sh.t0 = Some(now + o.warmup);
+        self.end = Some(now + o.warmup + o.duration);
+        for c in self.conns.iter_mut() {
+            if matches!(c.state, State::Parked) {
+                c.state = State::Writing(0);
+                drive(c, &mut self.sh);
+            }
         }
     }
-    let mut st = Stats::new();
-    st.per_exchange = depth as u64;
-    let mut server_cpu0 = None;
-    let start = Instant::now();
-    // Echo mode: each connection has one echo and waits (parked); the
-    // ping-pong on all of them starts, followed by the warm-up and the
-    // clock, once every connection is served, or when the server has left
-    // some unserved for 0.5 s after the last connect (Python's
-    // ForkingTCPServer caps children at 40), or after 3 s.
-    let setup_deadline = start + Duration::from_secs(3);
-    let mut t0 = if o.mode == Mode::Echo {
-        None
-    } else {
-        Some(start + o.warmup)
-    };
-    let mut end = t0.map(|t| t + o.duration);
-    let mut connected = 0usize;
-    let mut cpu0 = None;
-    let mut busy0 = None;
-    let mut src_next = o.conns;
-    loop {
-        let now = Instant::now();
-        if o.mode == Mode::Echo && conns.len() < o.conns {
-            let mut stalled = now.duration_since(last_open) >= Duration::from_millis(5);
-            while conns.len() < o.conns && (conns.len() < connected + RAMP || stalled) {
-                if conns.len() >= connected + RAMP {
-                    stalled = false;
-                }
-                let k = conns.len();
-                conns.push(open(k, &poll)?);
-                last_open = Instant::now();
+
+    /// Connection `k` is ready: drive it; in connect mode a finished
+    /// request is followed by a new connection in the same slot.
+    fn ready(&mut self, k: usize) -> io::Result<()> {
+        drive(&mut self.conns[k], &mut self.sh);
+        if self.o.mode == Mode::Connect && matches!(self.conns[k].state, State::Idle) {
+            // Closing the socket removes it from the epoll set: no
+            // EPOLL_CTL_DEL needed (one syscall less per request).
+            drop(self.conns[k].sock.take());
+            if !self.reconnect(k)? {
+                self.sh.st.errors += 1;
             }
         }
-        let stuck = conns.len() == o.conns && now - last_open >= Duration::from_millis(500);
-        if t0.is_none() && (connected == o.conns || now >= setup_deadline || stuck) {
-            t0 = Some(now + o.warmup);
-            end = Some(now + o.warmup + o.duration);
-            // Every primed connection starts its ping-pong now.
-            for c in conns.iter_mut() {
-                if matches!(c.state, State::Parked) {
-                    c.state = State::Writing(0);
-                    drive(c, &req, &mut rbuf, &mut st, t0, o.mode, &mut connected);
+        Ok(())
+    }
+
+    /// A new connection in slot `k` from the next source address; false
+    /// if the connect failed (the slot is retried by `retry_failed`).
+    fn reconnect(&mut self, k: usize) -> io::Result<bool> {
+        self.src_next += 1;
+        let c = &mut self.conns[k];
+        c.src = self.src_next;
+        let Ok(mut s) = connect_from(self.o.addr, c.src) else {
+            c.state = State::Idle;
+            return Ok(false);
+        };
+        self.poll
+            .registry()
+            .register(&mut s, Token(k), Interest::READABLE | Interest::WRITABLE)?;
+        c.sock = Some(s);
+        c.state = State::Connecting;
+        c.sent_at = Instant::now();
+        Ok(true)
+    }
+
+    /// Connect mode: slots whose reconnect failed (no event will come).
+    fn retry_failed(&mut self) -> io::Result<()> {
+        if self.o.mode == Mode::Connect {
+            for k in 0..self.conns.len() {
+                if self.conns[k].sock.is_none() {
+                    self.reconnect(k)?;
                 }
             }
         }
-        if cpu0.is_none() && t0.is_some_and(|t| now >= t) {
-            server_cpu0 = o.server_pid.and_then(pid_cpu);
-            cpu0 = Some(self_cpu());
-            busy0 = Some(cpu_jiffies());
-        }
-        if end.is_some_and(|e| now >= e) {
-            break;
-        }
-        let timeout = end.map_or(Duration::from_millis(5), |e| {
+        Ok(())
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Duration {
+        self.end.map_or(Duration::from_millis(5), |e| {
             e.saturating_duration_since(now)
                 .min(Duration::from_millis(50))
-        });
-        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+        })
+    }
+}
+
+fn run_tcp(o: &LoadOpts) -> io::Result<Value> {
+    let mut load = TcpLoad::new(o)?;
+    let mut events = Events::with_capacity(1024);
+    let start = Instant::now();
+    let setup_deadline = start + Duration::from_secs(3);
+    let mut window = Window::new(load.sh.t0, o.server_pid);
+    loop {
+        let now = Instant::now();
+        load.ramp(now)?;
+        load.start_clock(now, setup_deadline);
+        window.t0 = load.sh.t0;
+        window.sample(now);
+        if load.end.is_some_and(|e| now >= e) {
+            break;
+        }
+        match load.poll.poll(&mut events, Some(load.poll_timeout(now))) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(()) => {}
         }
         for ev in events.iter() {
-            let k = ev.token().0;
-            let c = &mut conns[k];
-            drive(c, &req, &mut rbuf, &mut st, t0, o.mode, &mut connected);
-            if o.mode == Mode::Connect && matches!(c.state, State::Idle) {
-                // Next request from this client slot: a new connection.
-                // Closing the socket removes it from the epoll set: no
-                // EPOLL_CTL_DEL needed (one syscall less per request).
-                drop(c.sock.take());
-                src_next += 1;
-                c.src = src_next;
-                match connect_from(o.addr, c.src) {
-                    Ok(mut s) => {
-                        poll.registry().register(
-                            &mut s,
-                            Token(k),
-                            Interest::READABLE | Interest::WRITABLE,
-                        )?;
-                        c.sock = Some(s);
-                        c.state = State::Connecting;
-                        c.sent_at = Instant::now();
-                    }
-                    Err(_) => {
-                        st.errors += 1;
-                        // Retry on the next poll timeout sweep.
-                        c.state = State::Idle;
-                    }
-                }
-            }
+            load.ready(ev.token().0)?;
         }
-        if o.mode == Mode::Connect {
-            // Slots whose reconnect failed (no event will come): retry.
-            for (k, c) in conns.iter_mut().enumerate() {
-                if c.sock.is_none() {
-                    src_next += 1;
-                    if let Ok(mut s) = connect_from(o.addr, src_next) {
-                        poll.registry().register(
-                            &mut s,
-                            Token(k),
-                            Interest::READABLE | Interest::WRITABLE,
-                        )?;
-                        c.sock = Some(s);
-                        c.state = State::Connecting;
-                        c.sent_at = Instant::now();
-                    }
-                }
-            }
-        }
+        load.retry_failed()?;
     }
-    let t0 = t0.unwrap_or(start);
-    let window = Instant::now() - t0.min(Instant::now());
-    let server_cpu = match (server_cpu0, o.server_pid.and_then(pid_cpu)) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-        _ => None,
-    };
-    let cpu = self_cpu() - cpu0.unwrap_or_else(self_cpu);
-    let busy = busy0.map_or(vec![], |b| cpu_busy(&b, &cpu_jiffies()));
-    let served = conns.iter().filter(|c| c.done > 0).count();
+    let window_server_cpu = window.server_cpu();
+    let (window, cpu, busy) = window.close(start);
+    let served = load.conns.iter().filter(|c| c.done > 0).count();
     let connected = if o.mode == Mode::Echo {
-        connected
+        load.sh.connected
     } else {
         o.conns
     };
-    Ok(finish(
-        o, &st, served, window, cpu, busy, connected, server_cpu,
-    ))
+    let out = Outcome {
+        served,
+        connected,
+        window,
+        cpu,
+        busy,
+        server_cpu: window_server_cpu,
+    };
+    Ok(finish(o, &load.sh.st, out))
 }
 
-const BUF_MIN: usize = 64 * 1024;
-
 /// Advances one connection as far as it goes without blocking.
-fn drive(
-    c: &mut Conn,
-    req: &[u8],
-    rbuf: &mut [u8],
-    st: &mut Stats,
-    t0: Option<Instant>,
-    mode: Mode,
-    connected: &mut usize,
-) {
-    let size = req.len();
-    loop {
-        let Some(sock) = c.sock.as_mut() else { return };
-        match c.state {
-            State::Idle | State::Parked => return,
-            State::Connecting => {
-                match sock.take_error() {
-                    Ok(Some(_)) | Err(_) => {
-                        fail(c, st);
-                        return;
-                    }
-                    Ok(None) => {}
-                }
-                match sock.peer_addr() {
-                    Ok(_) => {
-                        c.state = State::Writing(0);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
-                    Err(_) => {
-                        fail(c, st);
-                        return;
-                    }
-                }
-            }
-            State::Writing(off) => {
-                if off == 0 && mode == Mode::Echo {
-                    c.sent_at = Instant::now();
-                }
-                match sock.write(&req[off..]) {
-                    Ok(n) if off + n == size => {
-                        if mode == Mode::Connect {
-                            let _ = sock.shutdown(Shutdown::Write);
-                        }
-                        c.state = State::Reading(0);
-                        // The reply cannot be there yet: wait for its
-                        // readiness event instead of a read that fails
-                        // with EAGAIN (one syscall less per request).
-                        return;
-                    }
-                    Ok(n) => c.state = State::Writing(off + n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        fail(c, st);
-                        return;
-                    }
-                }
-            }
-            State::Reading(got) => {
-                let want = if mode == Mode::Connect {
-                    rbuf.len()
-                } else {
-                    size - got
-                };
-                match sock.read(&mut rbuf[..want]) {
-                    Ok(0) => {
-                        if mode == Mode::Connect && got == size {
-                            complete(c, st, t0);
-                            c.state = State::Idle;
-                        } else {
-                            fail(c, st);
-                        }
-                        return;
-                    }
-                    Ok(n) => {
-                        let lo = got.min(size);
-                        let hi = (got + n).min(size);
-                        if rbuf[..hi - lo] != req[lo..hi] {
-                            st.mismatches += 1;
-                        }
-                        let got = got + n;
-                        if mode == Mode::Echo && got == size {
-                            if !c.primed {
-                                c.primed = true;
-                                *connected += 1;
-                            }
-                            if t0.is_none() {
-                                c.state = State::Parked;
-                                return;
-                            }
-                            complete(c, st, t0);
-                            c.state = State::Writing(0);
-                        } else {
-                            c.state = State::Reading(got);
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        fail(c, st);
-                        return;
-                    }
-                }
-            }
+fn drive(c: &mut Conn, sh: &mut Shared) {
+    while c.sock.is_some() {
+        let again = match c.state {
+            State::Idle | State::Parked => false,
+            State::Connecting => connecting(c, sh),
+            State::Writing(off) => writing(c, sh, off),
+            State::Reading(got) => reading(c, sh, got),
+        };
+        if !again {
+            return;
         }
     }
+}
+
+/// A connect in progress: done, failed, or not yet. True to go on.
+fn connecting(c: &mut Conn, sh: &mut Shared) -> bool {
+    let Some(sock) = c.sock.as_mut() else {
+        return false;
+    };
+    match sock.take_error() {
+        Ok(Some(_)) | Err(_) => {
+            fail(c, &mut sh.st);
+            return false;
+        }
+        Ok(None) => {}
+    }
+    match sock.peer_addr() {
+        Ok(_) => {
+            c.state = State::Writing(0);
+            true
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => false,
+        Err(_) => {
+            fail(c, &mut sh.st);
+            false
+        }
+    }
+}
+
+/// Writes the request from `off`. True to go on.
+fn writing(c: &mut Conn, sh: &mut Shared, off: usize) -> bool {
+    if off == 0 && sh.mode == Mode::Echo {
+        c.sent_at = Instant::now();
+    }
+    let Some(sock) = c.sock.as_mut() else {
+        return false;
+    };
+    match sock.write(&sh.req[off..]) {
+        Ok(n) if off + n == sh.req.len() => {
+            if sh.mode == Mode::Connect {
+                let _ = sock.shutdown(Shutdown::Write);
+            }
+            c.state = State::Reading(0);
+            // The reply cannot be there yet: wait for its readiness event
+            // instead of a read that fails with EAGAIN (one syscall less
+            // per request).
+            false
+        }
+        Ok(n) => {
+            c.state = State::Writing(off + n);
+            true
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+        Err(_) => {
+            fail(c, &mut sh.st);
+            false
+        }
+    }
+}
+
+/// Reads the reply, `got` bytes of which have come. True to go on.
+fn reading(c: &mut Conn, sh: &mut Shared, got: usize) -> bool {
+    let size = sh.req.len();
+    let want = if sh.mode == Mode::Connect {
+        sh.rbuf.len()
+    } else {
+        size - got
+    };
+    let Some(sock) = c.sock.as_mut() else {
+        return false;
+    };
+    match sock.read(&mut sh.rbuf[..want]) {
+        Ok(0) => {
+            if sh.mode == Mode::Connect && got == size {
+                complete(c, &mut sh.st, sh.t0);
+                c.state = State::Idle;
+            } else {
+                fail(c, &mut sh.st);
+            }
+            false
+        }
+        Ok(n) => received(c, sh, got, n),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+        Err(_) => {
+            fail(c, &mut sh.st);
+            false
+        }
+    }
+}
+
+/// `n` more bytes of the reply are in `rbuf`: check them; a whole echo
+/// completes the request (or parks the connection before the clock).
+fn received(c: &mut Conn, sh: &mut Shared, got: usize, n: usize) -> bool {
+    let size = sh.req.len();
+    let lo = got.min(size);
+    let hi = (got + n).min(size);
+    if sh.rbuf[..hi - lo] != sh.req[lo..hi] {
+        sh.st.mismatches += 1;
+    }
+    let got = got + n;
+    if sh.mode != Mode::Echo || got != size {
+        c.state = State::Reading(got);
+        return true;
+    }
+    if !c.primed {
+        c.primed = true;
+        sh.connected += 1;
+    }
+    if sh.t0.is_none() {
+        c.state = State::Parked;
+        return false;
+    }
+    complete(c, &mut sh.st, sh.t0);
+    c.state = State::Writing(0);
+    true
 }
 
 fn complete(c: &mut Conn, st: &mut Stats, t0: Option<Instant>) {
@@ -532,115 +676,4 @@ fn complete(c: &mut Conn, st: &mut Stats, t0: Option<Instant>) {
 fn fail(c: &mut Conn, st: &mut Stats) {
     st.errors += 1;
     c.state = State::Idle;
-}
-
-fn run_udp(o: &LoadOpts) -> io::Result<Value> {
-    let mut poll = Poll::new()?;
-    let mut events = Events::with_capacity(1024);
-    let size = o.size.max(1);
-    // Pipelining: `depth` messages written at once, their echoes read back.
-    let depth = if o.mode == Mode::Echo {
-        o.depth.max(1)
-    } else {
-        1
-    };
-    let one: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-    let req: Vec<u8> = one.repeat(depth);
-    let size = req.len();
-    let mut rbuf = vec![0u8; 65536];
-    let mut socks = Vec::with_capacity(o.conns);
-    let mut sent_at = Vec::with_capacity(o.conns);
-    let mut done = vec![0u64; o.conns];
-    for k in 0..o.conns {
-        let mut s = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
-        s.connect(o.addr)?;
-        poll.registry()
-            .register(&mut s, Token(k), Interest::READABLE)?;
-        s.send(&req)?;
-        socks.push(s);
-        sent_at.push(Instant::now());
-    }
-    let mut st = Stats::new();
-    st.per_exchange = depth as u64;
-    let mut server_cpu0 = None;
-    let start = Instant::now();
-    let t0 = start + o.warmup;
-    let end = t0 + o.duration;
-    let lost_after = Duration::from_millis(200);
-    let mut cpu0 = None;
-    let mut busy0 = None;
-    let mut last_sweep = start;
-    loop {
-        let now = Instant::now();
-        if cpu0.is_none() && now >= t0 {
-            server_cpu0 = o.server_pid.and_then(pid_cpu);
-            cpu0 = Some(self_cpu());
-            busy0 = Some(cpu_jiffies());
-        }
-        if now >= end {
-            break;
-        }
-        let timeout = end
-            .saturating_duration_since(now)
-            .min(Duration::from_millis(20));
-        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        for ev in events.iter() {
-            let k = ev.token().0;
-            loop {
-                match socks[k].recv(&mut rbuf) {
-                    Ok(n) => {
-                        if n != size || rbuf[..n] != req[..] {
-                            st.mismatches += 1;
-                            continue;
-                        }
-                        let now = Instant::now();
-                        if now >= t0 {
-                            st.requests += 1;
-                            done[k] += 1;
-                            let ns = (now - sent_at[k]).as_nanos() as u64;
-                            let _ = st.hist.record(ns.max(100));
-                        }
-                        sent_at[k] = Instant::now();
-                        if socks[k].send(&req).is_err() {
-                            st.errors += 1;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => {
-                        st.errors += 1;
-                        break;
-                    }
-                }
-            }
-        }
-        let now = Instant::now();
-        if now - last_sweep >= Duration::from_millis(20) {
-            last_sweep = now;
-            for k in 0..o.conns {
-                if now - sent_at[k] > lost_after {
-                    if now >= t0 {
-                        st.lost += 1;
-                    }
-                    sent_at[k] = now;
-                    let _ = socks[k].send(&req);
-                }
-            }
-        }
-    }
-    let window = Instant::now() - t0;
-    let server_cpu = match (server_cpu0, o.server_pid.and_then(pid_cpu)) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-        _ => None,
-    };
-    let cpu = self_cpu() - cpu0.unwrap_or_else(self_cpu);
-    let busy = busy0.map_or(vec![], |b| cpu_busy(&b, &cpu_jiffies()));
-    let served = done.iter().filter(|d| **d > 0).count();
-    Ok(finish(
-        o, &st, served, window, cpu, busy, o.conns, server_cpu,
-    ))
 }

@@ -1,18 +1,19 @@
 //! `sockbench`: the benchmark harness of the `socketserver` crate.
 //!
 //! ```text
-//! sockbench serve-std    [--addr A] [--udp] [--stack BYTES]
+//! sockbench serve-std    [--addr A] [--udp [--mmsg]] [--stack BYTES]
 //! sockbench serve-crate  [--addr A] --strategy sequential|threading|pool|forking|reactor
 //!                        [--workers N (reactor: loops)] [--stack BYTES] [--handler loop|copy] [--udp]
 //! sockbench serve-tokio  [--addr A] [--udp]
 //! sockbench serve-sink   [--addr A]
-//! sockbench load         --addr A --mode echo|connect|udp [--conns N] [--size B]
+//! sockbench load         --addr A --mode echo|connect|udp [--conns N] [--size B] [--inflight K]
 //!                        [--warmup S] [--duration S] [--depth K] [--server-pid PID]
 //! sockbench shutdown     [--runs N] [--clients N]
 //! sockbench suite        --out DIR [--passes N] [--duration S] [--warmup S] [--no-pin]
 //!                        [--python P] [--py-script F] [--only a,b] [--scale-conns N] [--scale-servers a,b]
 //!                        [--shutdown-runs N] [--upload-server BIN --upload-client BIN]
 //!                        [--upload-skip REASON] [--upload-bytes N] [--scratch DIR]
+//!                        [--echo-example BIN]
 //! sockbench report       FILE.jsonl
 //! sockbench upload-split [--bytes N] [--passes P] [--tmpfs DIR] [--disk DIR]
 //!                        [--server BIN --client BIN]
@@ -24,9 +25,11 @@
 
 mod inproc;
 mod load;
+mod mmsg;
 mod report;
 mod servers;
 mod suite;
+mod udp;
 mod upload_split;
 
 use std::collections::HashMap;
@@ -121,7 +124,7 @@ fn main() {
     let addr = a.str("addr", "127.0.0.1:0");
     let stack = a.get("stack").and_then(|s| s.parse().ok());
     let result: io::Result<()> = match cmd.as_str() {
-        "serve-std" => servers::serve_std(&addr, stack, a.flag("udp")),
+        "serve-std" => servers::serve_std(&addr, stack, a.flag("udp"), a.flag("mmsg")),
         "serve-crate" => servers::serve_crate(
             &addr,
             &servers::CrateOpts {
@@ -147,6 +150,7 @@ fn main() {
                 mode,
                 conns: a.num("conns", 16),
                 size: a.num("size", 64),
+                inflight: a.num("inflight", 1),
                 warmup: a.secs("warmup", 0.5),
                 duration: a.secs("duration", 2.0),
                 depth: a.num("depth", 1),
@@ -200,6 +204,10 @@ fn main() {
                 upload_skip: a.get("upload-skip").map(String::from),
                 upload_bytes: a.num("upload-bytes", 1u64 << 30),
                 scratch: PathBuf::from(a.str("scratch", "/dev/shm/sockbench")),
+                echo_example: a
+                    .get("echo-example")
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from),
             };
             let report = suite::run(&o)?;
             println!("{}", report.display());

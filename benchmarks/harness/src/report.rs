@@ -58,6 +58,21 @@ pub fn render(path: &Path) -> io::Result<String> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     let mut md = targets(&rows);
+    load_tables(&mut md, &rows);
+    batch_table(&mut md, &rows);
+    shutdown_table(&mut md, &rows);
+    upload_table(&mut md, &rows);
+    scale_table(&mut md, &rows);
+    Ok(md)
+}
+
+fn in_case<'a>(rows: &'a [Value], case: &str) -> Vec<&'a Value> {
+    rows.iter().filter(|r| r["case"] == case).collect()
+}
+
+/// One table per load case: req/s, ratio to the std floor of the same
+/// pass, latency, errors, CPU.
+fn load_tables(md: &mut String, rows: &[Value]) {
     let load_rows: Vec<Value> = rows
         .iter()
         .filter(|r| r["mode"].is_string() || r["rps"].is_number() || r["error"].is_string())
@@ -77,204 +92,239 @@ pub fn render(path: &Path) -> io::Result<String> {
         );
         let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
         let owned: Vec<Value> = rs.iter().map(|v| (*v).clone()).collect();
-        // std floor per pass.
-        let floor = |pass: u64| -> f64 {
-            owned
-                .iter()
-                .find(|r| {
-                    r["pass"].as_u64() == Some(pass)
-                        && r["server"].as_str().unwrap_or("").starts_with("std floor")
-                })
-                .map_or(f64::NAN, |r| f(r, "rps"))
-        };
         for (server, runs) in group(&owned, "server") {
-            let (rps, lo, hi) = stats(runs.iter().map(|r| f(r, "rps")).collect());
-            let (ratio, rlo, rhi) = stats(
-                runs.iter()
-                    .map(|r| f(r, "rps") / floor(r["pass"].as_u64().unwrap_or(0)))
-                    .collect(),
-            );
-            let (p50, _, _) = stats(runs.iter().map(|r| f(r, "p50_us")).collect());
-            let (p99, _, _) = stats(runs.iter().map(|r| f(r, "p99_us")).collect());
-            let served = runs
-                .iter()
-                .map(|r| r["served"].as_u64().unwrap_or(0))
-                .min()
-                .unwrap_or(0);
-            let conns = runs[0]["conns"].as_u64().unwrap_or(0);
-            let errors: u64 = runs
-                .iter()
-                .map(|r| {
-                    r["errors"].as_u64().unwrap_or(0)
-                        + r["mismatches"].as_u64().unwrap_or(0)
-                        + r["lost"].as_u64().unwrap_or(0)
-                        + u64::from(r["error"].is_string())
-                })
-                .sum();
-            let (cpu, _, _) = stats(runs.iter().map(|r| f(r, "load_cpu_frac")).collect());
-            let busy = |i: usize| {
-                stats(
-                    runs.iter()
-                        .map(|r| r["cpu_busy"][i].as_f64().unwrap_or(f64::NAN))
-                        .collect(),
-                )
-                .0
-            };
-            let _ = writeln!(
-                md,
-                "| {server} | {} ({}–{}) | {} ({}–{}) | {} | {} | {served}/{conns} | {errors} | {:.0}% | {:.0}% / {:.0}% |",
-                big(rps),
-                big(lo),
-                big(hi),
-                num(ratio),
-                num(rlo),
-                num(rhi),
-                num(p50),
-                num(p99),
-                cpu * 100.0,
-                busy(0) * 100.0,
-                busy(1) * 100.0,
-            );
+            load_row(md, &owned, &server, &runs);
         }
         let _ = writeln!(md);
     }
-    let sd: Vec<Value> = rows
+}
+
+/// The std floor's req/s in `pass` of a case.
+fn floor(case_rows: &[Value], pass: u64) -> f64 {
+    case_rows
         .iter()
-        .filter(|r| r["case"] == "shutdown")
-        .cloned()
+        .find(|r| {
+            r["pass"].as_u64() == Some(pass)
+                && r["server"].as_str().unwrap_or("").starts_with("std floor")
+        })
+        .map_or(f64::NAN, |r| f(r, "rps"))
+}
+
+fn load_row(md: &mut String, case_rows: &[Value], server: &str, runs: &[&Value]) {
+    let col = |k: &str| stats(runs.iter().map(|r| f(r, k)).collect());
+    let (rps, lo, hi) = col("rps");
+    let (ratio, rlo, rhi) = stats(
+        runs.iter()
+            .map(|r| f(r, "rps") / floor(case_rows, r["pass"].as_u64().unwrap_or(0)))
+            .collect(),
+    );
+    let served = runs
+        .iter()
+        .map(|r| r["served"].as_u64().unwrap_or(0))
+        .min()
+        .unwrap_or(0);
+    let conns = runs[0]["conns"].as_u64().unwrap_or(0);
+    let errors: u64 = runs
+        .iter()
+        .map(|r| {
+            r["errors"].as_u64().unwrap_or(0)
+                + r["mismatches"].as_u64().unwrap_or(0)
+                + r["lost"].as_u64().unwrap_or(0)
+                + u64::from(r["error"].is_string())
+        })
+        .sum();
+    let busy = |i: usize| {
+        stats(
+            runs.iter()
+                .map(|r| r["cpu_busy"][i].as_f64().unwrap_or(f64::NAN))
+                .collect(),
+        )
+        .0
+    };
+    let _ = writeln!(
+        md,
+        "| {server} | {} ({}–{}) | {} ({}–{}) | {} | {} | {served}/{conns} | {errors} | {:.0}% | {:.0}% / {:.0}% |",
+        big(rps),
+        big(lo),
+        big(hi),
+        num(ratio),
+        num(rlo),
+        num(rhi),
+        num(col("p50_us").0),
+        num(col("p99_us").0),
+        col("load_cpu_frac").0 * 100.0,
+        busy(0) * 100.0,
+        busy(1) * 100.0,
+    );
+}
+
+/// Datagram batch sizes the crate's servers saw (their close-time
+/// summary) and the batching load generator's own.
+fn batch_table(md: &mut String, rows: &[Value]) {
+    let with: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["server_stats"].is_string() || r["client_batch_mean"].is_number())
         .collect();
-    if !sd.is_empty() {
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "### Datagram batch sizes (UDP cases)\n");
+    let _ = writeln!(
+        md,
+        "| case | server | pass | server: datagrams per recvmmsg, and batches by size | load generator: replies per recvmmsg |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for r in with {
+        let server_side = r["server_stats"]
+            .as_str()
+            .and_then(|s| s.split_once(": ").map(|(_, rest)| rest.to_string()))
+            .unwrap_or_else(|| "–".into());
         let _ = writeln!(
             md,
-            "### Shutdown latency: `shutdown()` → `serve_forever` returns (`shutdown`)\n"
+            "| {} | {} | {} | {server_side} | {} |",
+            r["case"].as_str().unwrap_or("?"),
+            r["server"].as_str().unwrap_or("?"),
+            r["pass"],
+            num(f(r, "client_batch_mean")),
         );
+    }
+    let _ = writeln!(md);
+}
+
+fn shutdown_table(md: &mut String, rows: &[Value]) {
+    let sd = in_case(rows, "shutdown");
+    if sd.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "### Shutdown latency: `shutdown()` → `serve_forever` returns (`shutdown`)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| server | condition | runs | p50 µs | p99 µs | max µs | load requests served meanwhile |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for r in &sd {
         let _ = writeln!(
             md,
-            "| server | condition | runs | p50 µs | p99 µs | max µs | load requests served meanwhile |"
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r["strategy"].as_str().unwrap_or("?"),
+            if r["load"] == "load" {
+                format!("under load ({} connect/echo/close clients)", r["clients"])
+            } else {
+                "idle".into()
+            },
+            r["runs"],
+            num(f(r, "p50_us")),
+            num(f(r, "p99_us")),
+            num(f(r, "max_us")),
+            r["load_requests"]
+                .as_u64()
+                .map_or("–".into(), |n| n.to_string()),
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
-        for r in &sd {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                r["strategy"].as_str().unwrap_or("?"),
-                if r["load"] == "load" {
-                    format!("under load ({} connect/echo/close clients)", r["clients"])
-                } else {
-                    "idle".into()
-                },
-                r["runs"],
-                num(f(r, "p50_us")),
-                num(f(r, "p99_us")),
-                num(f(r, "max_us")),
-                r["load_requests"]
-                    .as_u64()
-                    .map_or("–".into(), |n| n.to_string()),
-            );
-        }
-        let _ = writeln!(md);
     }
-    let up: Vec<Value> = rows
-        .iter()
-        .filter(|r| r["case"] == "upload")
-        .cloned()
-        .collect();
-    if !up.is_empty() {
-        let _ = writeln!(md, "### Upload, 1 GiB over loopback (`upload`)\n");
-        if let Some(s) = up.iter().find_map(|r| r["skipped"].as_str()) {
-            let _ = writeln!(md, "Not measured: {s}\n");
-        } else {
-            let _ = writeln!(
-                md,
-                "| transfer | MB/s median (min–max) | × raw | all ok | server peak RSS (VmHWM) | client peak RSS |"
-            );
-            let _ = writeln!(md, "|---|---|---|---|---|---|");
-            let (raw, _, _) = stats(
-                up.iter()
-                    .filter(|r| r["server"].as_str().unwrap_or("").starts_with("raw"))
-                    .map(|r| f(r, "mb_per_s"))
-                    .collect(),
-            );
-            for (server, runs) in group(&up, "server") {
-                let (m, lo, hi) = stats(runs.iter().map(|r| f(r, "mb_per_s")).collect());
-                let ok = runs.iter().all(|r| r["ok"] == true);
-                let (shwm, _, hhi) = stats(runs.iter().map(|r| f(r, "server_hwm_kib")).collect());
-                let (chwm, _, chi) = stats(runs.iter().map(|r| f(r, "client_hwm_kib")).collect());
-                if shwm.is_nan() {
-                    let _ = writeln!(
-                        md,
-                        "| {server} | {} ({}–{}) | {} | {ok} | – | – |",
-                        big(m),
-                        big(lo),
-                        big(hi),
-                        num(m / raw),
-                    );
-                    continue;
-                }
-                let _ = writeln!(
-                    md,
-                    "| {server} | {} ({}–{}) | {} | {ok} | {:.1} MiB (max {:.1}) | {:.1} MiB (max {:.1}) |",
-                    big(m),
-                    big(lo),
-                    big(hi),
-                    num(m / raw),
-                    shwm / 1024.0,
-                    hhi / 1024.0,
-                    chwm / 1024.0,
-                    chi / 1024.0,
-                );
-            }
-            let _ = writeln!(md);
-        }
+    let _ = writeln!(md);
+}
+
+fn upload_table(md: &mut String, rows: &[Value]) {
+    let up: Vec<Value> = in_case(rows, "upload").into_iter().cloned().collect();
+    if up.is_empty() {
+        return;
     }
-    let sc: Vec<Value> = rows
-        .iter()
-        .filter(|r| r["case"] == "scale")
-        .cloned()
-        .collect();
-    if !sc.is_empty() {
-        let _ = writeln!(md, "### Memory and scale: idle connections (`scale`)\n");
+    let _ = writeln!(md, "### Upload, 1 GiB over loopback (`upload`)\n");
+    if let Some(s) = up.iter().find_map(|r| r["skipped"].as_str()) {
+        let _ = writeln!(md, "Not measured: {s}\n");
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "| transfer | MB/s median (min–max) | × raw | all ok | server peak RSS (VmHWM) | client peak RSS |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    let (raw, _, _) = stats(
+        up.iter()
+            .filter(|r| r["server"].as_str().unwrap_or("").starts_with("raw"))
+            .map(|r| f(r, "mb_per_s"))
+            .collect(),
+    );
+    for (server, runs) in group(&up, "server") {
+        upload_row(md, &server, &runs, raw);
+    }
+    let _ = writeln!(md);
+}
+
+fn upload_row(md: &mut String, server: &str, runs: &[&Value], raw: f64) {
+    let (m, lo, hi) = stats(runs.iter().map(|r| f(r, "mb_per_s")).collect());
+    let ok = runs.iter().all(|r| r["ok"] == true);
+    let (shwm, _, hhi) = stats(runs.iter().map(|r| f(r, "server_hwm_kib")).collect());
+    let (chwm, _, chi) = stats(runs.iter().map(|r| f(r, "client_hwm_kib")).collect());
+    let rss = if shwm.is_nan() {
+        "– | –".to_string()
+    } else {
+        format!(
+            "{:.1} MiB (max {:.1}) | {:.1} MiB (max {:.1})",
+            shwm / 1024.0,
+            hhi / 1024.0,
+            chwm / 1024.0,
+            chi / 1024.0
+        )
+    };
+    let _ = writeln!(
+        md,
+        "| {server} | {} ({}–{}) | {} | {ok} | {rss} |",
+        big(m),
+        big(lo),
+        big(hi),
+        num(m / raw),
+    );
+}
+
+fn scale_table(md: &mut String, rows: &[Value]) {
+    let sc = in_case(rows, "scale");
+    if sc.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "### Memory and scale: idle connections (`scale`)\n");
+    let _ = writeln!(
+        md,
+        "| server | held / target | threads | RSS before | RSS idle | RSS after echo | KiB per conn (idle, above baseline) | KiB per conn (after echo, above baseline) | KiB per conn (whole RSS / conns) | echoed | connect s | echo-all s |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &sc {
+        if let Some(e) = r["error"].as_str() {
+            let _ = writeln!(md, "| {} | error: {e} |||||||||||", r["server"]);
+            continue;
+        }
+        let mib = |k: &str| format!("{:.1} MiB", f(r, k) / 1024.0);
         let _ = writeln!(
             md,
-            "| server | held / target | threads | RSS before | RSS idle | RSS after echo | KiB per conn (idle, above baseline) | KiB per conn (after echo, above baseline) | KiB per conn (whole RSS / conns) | echoed | connect s | echo-all s |"
+            "| {} | {}/{}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r["server"].as_str().unwrap_or("?"),
+            r["held"],
+            r["target"],
+            r["connect_error"]
+                .as_str()
+                .map_or(String::new(), |e| format!(" ({e})")),
+            r["threads_idle"],
+            mib("base_rss_kib"),
+            mib("idle_rss_kib"),
+            mib("after_echo_rss_kib"),
+            num(f(r, "idle_kib_per_conn")),
+            num(f(r, "after_echo_kib_per_conn")),
+            num(f(r, "total_kib_per_conn")),
+            r["echoed"],
+            num(f(r, "connect_s")),
+            num(f(r, "echo_s")),
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
-        for r in &sc {
-            if let Some(e) = r["error"].as_str() {
-                let _ = writeln!(md, "| {} | error: {e} |||||||||||", r["server"]);
-                continue;
-            }
-            let mib = |k: &str| format!("{:.1} MiB", f(r, k) / 1024.0);
-            let _ = writeln!(
-                md,
-                "| {} | {}/{}{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r["server"].as_str().unwrap_or("?"),
-                r["held"],
-                r["target"],
-                r["connect_error"]
-                    .as_str()
-                    .map_or(String::new(), |e| format!(" ({e})")),
-                r["threads_idle"],
-                mib("base_rss_kib"),
-                mib("idle_rss_kib"),
-                mib("after_echo_rss_kib"),
-                num(f(r, "idle_kib_per_conn")),
-                num(f(r, "after_echo_kib_per_conn")),
-                num(f(r, "total_kib_per_conn")),
-                r["echoed"],
-                num(f(r, "connect_s")),
-                num(f(r, "echo_s")),
-            );
-        }
-        let _ = writeln!(md);
     }
-    Ok(md)
+    let _ = writeln!(md);
 }
 
 /// Per-pass ratio of `server`'s req/s to the first server whose name starts
 /// with `base` in the same case and pass: (median, min, max).
 fn ratio(rows: &[Value], case: &str, server: &str, base: &str) -> (f64, f64, f64) {
-    let in_case: Vec<&Value> = rows.iter().filter(|r| r["case"] == case).collect();
+    let in_case = in_case(rows, case);
     let xs = in_case
         .iter()
         .filter(|r| r["server"] == server)
@@ -299,16 +349,16 @@ fn verdict(ok: Option<bool>) -> &'static str {
     }
 }
 
-/// The targets, each with the measured figure and met/missed.
-fn targets(rows: &[Value]) -> String {
-    let mut md = String::new();
-    let _ = writeln!(md, "### Targets\n");
-    let _ = writeln!(
-        md,
-        "| target | measured (median, min–max over passes) | verdict |"
-    );
-    let _ = writeln!(md, "|---|---|---|");
-    let mut line = |t: String, m: String, ok: Option<bool>| {
+/// The targets table being written.
+struct Targets<'a> {
+    rows: &'a [Value],
+    md: String,
+}
+
+impl Targets<'_> {
+    /// One target: what it is, what was measured, met or missed (tokio and
+    /// Python rows are recorded, not judged).
+    fn line(&mut self, t: String, m: String, ok: Option<bool>) {
         let v = if t.starts_with("tokio") {
             "recorded"
         } else if t.contains("python") {
@@ -316,131 +366,168 @@ fn targets(rows: &[Value]) -> String {
         } else {
             verdict(ok)
         };
-        let _ = writeln!(md, "| {t} | {m} | {v} |");
-    };
-    let servers_in = |case: &str, prefix: &str| -> Vec<String> {
+        let _ = writeln!(self.md, "| {t} | {m} | {v} |");
+    }
+
+    fn has(&self, case: &str) -> bool {
+        self.rows.iter().any(|r| r["case"] == case)
+    }
+
+    /// The distinct servers of `case` whose name starts with `prefix`.
+    fn servers_in(&self, case: &str, prefix: &str) -> Vec<String> {
         let mut v: Vec<String> = Vec::new();
-        for r in rows.iter().filter(|r| r["case"] == case) {
+        for r in self.rows.iter().filter(|r| r["case"] == case) {
             let s = r["server"].as_str().unwrap_or("");
             if s.starts_with(prefix) && !v.iter().any(|x| x == s) {
                 v.push(s.to_string());
             }
         }
         v
-    };
-    let has = |case: &str| rows.iter().any(|r| r["case"] == case);
-    for case in ["echo-64-16", "echo-64-256"] {
-        if !has(case) {
-            continue;
-        }
-        for s in servers_in(case, "crate threading")
-            .into_iter()
-            .filter(|s| s == "crate threading")
-            .chain(servers_in(case, "crate pool"))
-        {
-            let (m, lo, hi) = ratio(rows, case, &s, "std floor");
-            line(
-                format!("{s}, `{case}` ≥ 1.0× std"),
-                format!("{}× ({}–{})", num(m), num(lo), num(hi)),
-                m.is_finite().then_some(m >= 1.0),
-            );
-        }
-        let (m, lo, hi) = ratio(rows, case, "tokio", "std floor");
-        line(
-            format!("tokio, `{case}`: record the gap (≈1.4× std expected)"),
+    }
+
+    /// "`server`, `case` ≥ `min`× `base`".
+    fn at_least(&mut self, case: &str, server: &str, base: &str, min: f64, what: String) {
+        let (m, lo, hi) = ratio(self.rows, case, server, base);
+        self.line(
+            what,
             format!("{}× ({}–{})", num(m), num(lo), num(hi)),
-            None.or(m.is_finite().then_some(true)),
+            m.is_finite().then_some(m >= min),
         );
     }
-    if has("connect-16") {
-        for s in servers_in("connect-16", "crate pool") {
-            let (m, lo, hi) = ratio(rows, "connect-16", &s, "std floor");
-            line(
-                format!("{s}, connection per request ≥ 1.4× std"),
-                format!("{}× ({}–{})", num(m), num(lo), num(hi)),
-                m.is_finite().then_some(m >= 1.4),
+}
+
+fn echo_targets(t: &mut Targets) {
+    for case in ["echo-64-16", "echo-64-256"] {
+        if !t.has(case) {
+            continue;
+        }
+        for s in t
+            .servers_in(case, "crate threading")
+            .into_iter()
+            .filter(|s| s == "crate threading")
+            .chain(t.servers_in(case, "crate pool"))
+        {
+            t.at_least(
+                case,
+                &s,
+                "std floor",
+                1.0,
+                format!("{s}, `{case}` ≥ 1.0× std"),
             );
         }
+        let (m, lo, hi) = ratio(t.rows, case, "tokio", "std floor");
+        t.line(
+            format!("tokio, `{case}`: the gap to std"),
+            format!("{}× ({}–{})", num(m), num(lo), num(hi)),
+            m.is_finite().then_some(true),
+        );
     }
-    if has("udp-64-16") {
-        for s in servers_in("udp-64-16", "crate") {
-            let (m, lo, hi) = ratio(rows, "udp-64-16", &s, "std floor");
-            let (p, plo, phi) = ratio(rows, "udp-64-16", &s, "python");
-            line(
-                format!("UDP {s} ≥ 1.0× std and ≥ 10× Python ThreadingUDPServer"),
+    let case = "echo-16k-16";
+    for s in t.servers_in(case, "echo example") {
+        t.at_least(
+            case,
+            &s,
+            "std floor",
+            1.0,
+            format!("{s}, `{case}` ≥ 1.0× std"),
+        );
+    }
+}
+
+fn connect_targets(t: &mut Targets) {
+    for s in t.servers_in("connect-16", "crate pool") {
+        let what = format!("{s}, connection per request ≥ 1.4× std");
+        t.at_least("connect-16", &s, "std floor", 1.4, what);
+    }
+}
+
+fn udp_targets(t: &mut Targets) {
+    for case in ["udp-64-16-1", "udp-64-16-8"] {
+        for s in t.servers_in(case, "crate") {
+            let (m, lo, hi) = ratio(t.rows, case, &s, "std floor");
+            let (k, klo, khi) = ratio(t.rows, case, &s, "tokio");
+            t.line(
+                format!("UDP `{case}`: {s} ≥ 1.0× std and ≥ tokio"),
                 format!(
-                    "{}× std ({}–{}); {}× Python ({}–{})",
+                    "{}× std ({}–{}); {}× tokio ({}–{})",
                     num(m),
                     num(lo),
                     num(hi),
-                    num(p),
-                    num(plo),
-                    num(phi)
+                    num(k),
+                    num(klo),
+                    num(khi)
                 ),
-                (m.is_finite() && p.is_finite()).then_some(m >= 1.0 && p >= 10.0),
+                (m.is_finite() && k.is_finite()).then_some(m >= 1.0 && k >= 1.0),
             );
         }
     }
+}
+
+fn shutdown_targets(t: &mut Targets) {
+    let rows = t.rows;
     for r in rows.iter().filter(|r| r["case"] == "shutdown") {
         let who = r["strategy"].as_str().unwrap_or("?");
         let p99 = f(r, "p99_us");
-        let python = who.starts_with("python");
-        line(
+        let judged = !who.starts_with("python") && p99.is_finite();
+        t.line(
             format!(
                 "shutdown p99 < 1 ms: {who}, {}",
                 r["load"].as_str().unwrap_or("?")
             ),
             format!("p99 {} µs ({} runs)", num(p99), r["runs"]),
-            if python {
-                None
-            } else {
-                p99.is_finite().then_some(p99 < 1000.0)
-            },
+            judged.then_some(p99 < 1000.0),
         );
     }
-    let up: Vec<&Value> = rows
-        .iter()
-        .filter(|r| {
-            r["case"] == "upload"
-                && r["server"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with("upload_server")
-        })
-        .collect();
+}
+
+fn upload_targets(t: &mut Targets) {
+    let rows = t.rows;
     if let Some(skip) = rows
         .iter()
         .find(|r| r["case"] == "upload")
         .and_then(|r| r["skipped"].as_str())
     {
-        line(
-            "upload ≥ 1 GB/s with SHA-256, RSS < 32 MiB".into(),
-            format!("not measured: {skip}"),
-            None,
-        );
-    } else if !up.is_empty() {
-        let (m, lo, hi) = stats(up.iter().map(|r| f(r, "mb_per_s")).collect());
-        let rss = up
-            .iter()
-            .flat_map(|r| [f(r, "server_hwm_kib"), f(r, "client_hwm_kib")])
-            .fold(0.0, f64::max);
-        let ok = up.iter().all(|r| r["ok"] == true);
-        line(
-            "upload ≥ 1 GB/s with SHA-256".into(),
-            format!(
-                "{} MB/s ({}–{}), all verified: {ok}",
-                big(m),
-                big(lo),
-                big(hi)
-            ),
-            m.is_finite().then_some(m >= 1000.0 && ok),
-        );
-        line(
-            "upload peak RSS < 32 MiB (both processes)".into(),
-            format!("largest VmHWM {:.1} MiB", rss / 1024.0),
-            (rss > 0.0).then_some(rss < 32.0 * 1024.0),
-        );
+        let what = "upload ≥ 1 GB/s with SHA-256, RSS < 32 MiB".into();
+        t.line(what, format!("not measured: {skip}"), None);
+        return;
     }
+    let up: Vec<&Value> = in_case(rows, "upload")
+        .into_iter()
+        .filter(|r| {
+            r["server"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("upload_server")
+        })
+        .collect();
+    if up.is_empty() {
+        return;
+    }
+    let (m, lo, hi) = stats(up.iter().map(|r| f(r, "mb_per_s")).collect());
+    let rss = up
+        .iter()
+        .flat_map(|r| [f(r, "server_hwm_kib"), f(r, "client_hwm_kib")])
+        .fold(0.0, f64::max);
+    let ok = up.iter().all(|r| r["ok"] == true);
+    t.line(
+        "upload ≥ 1 GB/s with SHA-256".into(),
+        format!(
+            "{} MB/s ({}–{}), all verified: {ok}",
+            big(m),
+            big(lo),
+            big(hi)
+        ),
+        m.is_finite().then_some(m >= 1000.0 && ok),
+    );
+    t.line(
+        "upload peak RSS < 32 MiB (both processes)".into(),
+        format!("largest VmHWM {:.1} MiB", rss / 1024.0),
+        (rss > 0.0).then_some(rss < 32.0 * 1024.0),
+    );
+}
+
+fn scale_targets(t: &mut Targets) {
+    let rows = t.rows;
     for r in rows.iter().filter(|r| r["case"] == "scale") {
         let who = r["server"].as_str().unwrap_or("?");
         if !who.starts_with("crate") {
@@ -449,7 +536,7 @@ fn targets(rows: &[Value]) -> String {
         let held = r["held"].as_u64().unwrap_or(0);
         let target = r["target"].as_u64().unwrap_or(0);
         let per = f(r, "total_kib_per_conn");
-        line(
+        t.line(
             format!("{target} idle connections < 64 KiB RSS each: {who}"),
             format!(
                 "held {held}, echoed {}, {} KiB/conn (whole RSS / conns)",
@@ -459,6 +546,26 @@ fn targets(rows: &[Value]) -> String {
             per.is_finite().then_some(per < 64.0 && held == target),
         );
     }
-    let _ = writeln!(md);
-    md
+}
+
+/// The targets, each with the measured figure and met/missed.
+fn targets(rows: &[Value]) -> String {
+    let mut t = Targets {
+        rows,
+        md: String::new(),
+    };
+    let _ = writeln!(t.md, "### Targets\n");
+    let _ = writeln!(
+        t.md,
+        "| target | measured (median, min–max over passes) | verdict |"
+    );
+    let _ = writeln!(t.md, "|---|---|---|");
+    echo_targets(&mut t);
+    connect_targets(&mut t);
+    udp_targets(&mut t);
+    shutdown_targets(&mut t);
+    upload_targets(&mut t);
+    scale_targets(&mut t);
+    let _ = writeln!(t.md);
+    t.md
 }

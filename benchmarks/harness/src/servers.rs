@@ -5,7 +5,9 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::thread;
+use std::time::Duration;
 
 use socketserver::{
     DatagramRequest, Forking, HandlerResult, ServerBuilder, StreamRequest, ThreadPool, Threading,
@@ -64,40 +66,71 @@ pub fn echo_datagram(req: &mut DatagramRequest) -> HandlerResult {
     Ok(())
 }
 
+/// The builder every `serve-crate` server starts from: a short drain, so
+/// SIGTERM ends it well inside the suite's 3 s.
+fn base(o: &CrateOpts) -> ServerBuilder {
+    ServerBuilder::new()
+        .nodelay(o.nodelay)
+        .drain_timeout(Duration::from_millis(500))
+}
+
 macro_rules! serve_strategy {
     ($opts:expr, $bind:expr) => {{
         let o: &CrateOpts = $opts;
         match o.strategy.as_str() {
-            "sequential" => run($bind(ServerBuilder::new().nodelay(o.nodelay))?),
+            "sequential" => run($bind(base(o))?),
             "threading" => {
                 let mut t = Threading::new();
                 if let Some(s) = o.stack {
                     t = t.stack_size(s);
                 }
-                run($bind(ServerBuilder::new().nodelay(o.nodelay).strategy(t))?)
+                run($bind(base(o).strategy(t))?)
             }
             "pool" => {
                 let mut p = ThreadPool::new(o.workers);
                 if let Some(s) = o.stack {
                     p = p.stack_size(s);
                 }
-                run($bind(ServerBuilder::new().nodelay(o.nodelay).strategy(p))?)
+                run($bind(base(o).strategy(p))?)
             }
             "forking" => run($bind(
-                ServerBuilder::new()
-                    .nodelay(o.nodelay)
-                    .strategy(Forking::new().max_children(o.workers)),
+                base(o).strategy(Forking::new().max_children(o.workers)),
             )?),
             other => Err(io::Error::other(format!("unknown strategy {other}"))),
         }
     }};
 }
 
+/// Serves until SIGTERM/SIGINT, then closes: the close logs (at debug
+/// level, printed by [`StatsLogger`]) the datagram batch sizes seen.
 fn run<T: socketserver::Transport, H, S: socketserver::Strategy>(
     server: socketserver::Server<T, H, S>,
 ) -> io::Result<()> {
+    socketserver::shutdown_on_signals(&server.handle())?;
     announce(server.server_address());
-    server.serve_forever()
+    server.serve_forever()?;
+    server.server_close()?;
+    Ok(())
+}
+
+/// Prints the crate's batch-size summary to stdout as a `stats ` line,
+/// which the suite collects when it stops the server; drops every other
+/// record.
+pub struct StatsLogger;
+
+impl log::Log for StatsLogger {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.target().starts_with("socketserver")
+    }
+    fn log(&self, r: &log::Record) {
+        let text = r.args().to_string();
+        if text.contains(" batches (mean ") {
+            let mut out = io::stdout().lock();
+            let _ = writeln!(out, "stats {text}");
+            let _ = out.flush();
+        }
+    }
+    fn flush(&self) {}
 }
 
 /// The echo protocol for the reactor strategy.
@@ -116,6 +149,10 @@ impl socketserver::reactor::Protocol for EchoProtocol {
 
 /// `serve-crate`: the crate's echo server with the chosen strategy.
 pub fn serve_crate(addr: &str, o: &CrateOpts) -> io::Result<()> {
+    static LOGGER: StatsLogger = StatsLogger;
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(log::LevelFilter::Debug);
+    }
     if o.strategy == "reactor" && !o.udp {
         let server = socketserver::reactor::ReactorBuilder::new()
             .loops(o.workers.max(1))
@@ -161,18 +198,54 @@ fn listen(addr: &str) -> io::Result<TcpListener> {
     Ok(s.into())
 }
 
-/// `serve-std`: the floor. A blocking accept loop and a thread per
-/// connection running a 16 KiB read/write loop (or one thread doing
-/// `recv_from`/`send_to` for UDP). Nothing else.
-pub fn serve_std(addr: &str, stack: Option<usize>, udp: bool) -> io::Result<()> {
-    if udp {
-        let sock = UdpSocket::bind(addr)?;
-        announce(sock.local_addr()?);
-        let mut buf = vec![0u8; 65535];
-        loop {
-            let (n, peer) = sock.recv_from(&mut buf)?;
-            let _ = sock.send_to(&buf[..n], peer);
+/// `serve-std --udp`: one thread doing `recv_from`/`send_to`.
+fn serve_std_udp(addr: &str) -> io::Result<()> {
+    let sock = UdpSocket::bind(addr)?;
+    announce(sock.local_addr()?);
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let (n, peer) = sock.recv_from(&mut buf)?;
+        let _ = sock.send_to(&buf[..n], peer);
+    }
+}
+
+/// `serve-std --udp --mmsg`: the batching ceiling, hand-written. One
+/// thread: `poll` until readable, then `recvmmsg` (up to 32) and one
+/// `sendmmsg` of the same datagrams back, until `EAGAIN`.
+fn serve_mmsg_udp(addr: &str) -> io::Result<()> {
+    let sock = UdpSocket::bind(addr)?;
+    announce(sock.local_addr()?);
+    let fd = sock.as_raw_fd();
+    let mut slots = crate::mmsg::Slots::new(2048);
+    loop {
+        match slots.recv(fd, true) {
+            Ok(n) => {
+                let _ = slots.echo_back(fd, n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd for the call.
+                unsafe { libc::poll(&mut p, 1, -1) };
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
+    }
+}
+
+/// `serve-std`: the floor. A blocking accept loop and a thread per
+/// connection running a 16 KiB read/write loop (or, for UDP, one thread
+/// doing `recv_from`/`send_to`, or with `mmsg` the batched ceiling).
+/// Nothing else.
+pub fn serve_std(addr: &str, stack: Option<usize>, udp: bool, mmsg: bool) -> io::Result<()> {
+    match (udp, mmsg) {
+        (true, true) => return serve_mmsg_udp(addr),
+        (true, false) => return serve_std_udp(addr),
+        _ => {}
     }
     let listener = listen(addr)?;
     announce(listener.local_addr()?);

@@ -33,7 +33,7 @@ pub struct SuiteOpts {
     pub pin: bool,
     /// python3 executable.
     pub python: String,
-    /// benchmarks/py/servers.py.
+    /// `benchmarks/py/servers.py`.
     pub py_script: PathBuf,
     /// Which parts to run (echo, connect, udp, shutdown, upload, scale).
     pub only: Vec<String>,
@@ -51,6 +51,8 @@ pub struct SuiteOpts {
     pub upload_bytes: u64,
     /// Scratch directory for the upload (tmpfs).
     pub scratch: PathBuf,
+    /// The echo example binary (release), if built.
+    pub echo_example: Option<PathBuf>,
 }
 
 /// A server to start: a display name and a command line.
@@ -64,17 +66,36 @@ struct Spec {
 struct Running {
     child: Child,
     addr: SocketAddr,
+    /// The server's later `stats ` lines (datagram batch sizes).
+    lines: mpsc::Receiver<String>,
+    stopped: bool,
 }
 
 impl Running {
     fn pid(&self) -> i32 {
         self.child.id() as i32
     }
+
+    /// Stops the server and returns the `stats ` lines it printed.
+    fn stop(&mut self) -> Vec<String> {
+        if !self.stopped {
+            self.stopped = true;
+            stop_pid(self.pid(), &mut self.child);
+        }
+        let mut out = Vec::new();
+        // The reader thread ends at the server's EOF.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
+            out.push(line);
+        }
+        out
+    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        stop_pid(self.pid(), &mut self.child);
+        if !self.stopped {
+            stop_pid(self.pid(), &mut self.child);
+        }
     }
 }
 
@@ -119,11 +140,14 @@ fn start(spec: &Spec, o: &SuiteOpts) -> io::Result<Running> {
     let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().expect("piped");
     let (tx, rx) = mpsc::channel();
+    let (stats_tx, lines) = mpsc::channel();
     thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let (false, Some(a)) = (sent, line.strip_prefix("listening on ")) {
+            if let Some(stats) = line.strip_prefix("stats ") {
+                let _ = stats_tx.send(stats.to_string());
+            } else if let (false, Some(a)) = (sent, line.strip_prefix("listening on ")) {
                 let _ = tx.send(a.trim().to_string());
                 sent = true;
             }
@@ -143,7 +167,12 @@ fn start(spec: &Spec, o: &SuiteOpts) -> io::Result<Running> {
     let addr: SocketAddr = addr
         .parse()
         .map_err(|e| io::Error::other(format!("{}: bad address {addr}: {e}", spec.name)))?;
-    Ok(Running { child, addr })
+    Ok(Running {
+        child,
+        addr,
+        lines,
+        stopped: false,
+    })
 }
 
 fn exe() -> String {
@@ -178,6 +207,13 @@ fn tcp_servers(o: &SuiteOpts, conns: usize, sequential: bool, copy_row: bool) ->
         "crate threading",
         &[&e, "serve-crate", "--strategy", "threading"],
     ));
+    if let (true, Some(bin)) = (copy_row, &o.echo_example) {
+        let bin = bin.to_string_lossy().into_owned();
+        v.push(sv(
+            "echo example (threading)",
+            &[&bin, "--addr", "127.0.0.1:0", "--strategy", "threading"],
+        ));
+    }
     if copy_row {
         v.push(sv(
             "crate threading, io::copy handler",
@@ -238,37 +274,52 @@ fn tcp_servers(o: &SuiteOpts, conns: usize, sequential: bool, copy_row: bool) ->
     v
 }
 
-fn udp_servers(o: &SuiteOpts) -> Vec<Spec> {
+/// The UDP echo servers: the std floors (plain and batched), the crate's
+/// strategies, tokio, the echo example, and Python (one in flight only).
+fn udp_servers(o: &SuiteOpts, inflight: usize) -> Vec<Spec> {
     let e = exe();
-    let script = o.py_script.to_string_lossy().into_owned();
-    vec![
+    let crate_udp = |strategy: &str| {
+        let name = match strategy {
+            "pool" => "crate pool(16)".to_string(),
+            s => format!("crate {s}"),
+        };
+        let cmd = [
+            &e,
+            "serve-crate",
+            "--strategy",
+            strategy,
+            "--workers",
+            "16",
+            "--udp",
+        ];
+        sv(&name, &cmd)
+    };
+    let mut v = vec![
         sv("std floor (recv_from/send_to)", &[&e, "serve-std", "--udp"]),
         sv(
-            "crate sequential",
-            &[&e, "serve-crate", "--strategy", "sequential", "--udp"],
+            "std recvmmsg/sendmmsg (batching ceiling)",
+            &[&e, "serve-std", "--udp", "--mmsg"],
         ),
-        sv(
-            "crate threading",
-            &[&e, "serve-crate", "--strategy", "threading", "--udp"],
-        ),
-        sv(
-            "crate pool(16)",
-            &[
-                &e,
-                "serve-crate",
-                "--strategy",
-                "pool",
-                "--workers",
-                "16",
-                "--udp",
-            ],
-        ),
+        crate_udp("sequential"),
+        crate_udp("threading"),
+        crate_udp("pool"),
         sv("tokio", &[&e, "serve-tokio", "--udp"]),
-        sv(
+    ];
+    if let Some(bin) = &o.echo_example {
+        let bin = bin.to_string_lossy().into_owned();
+        v.push(sv(
+            "echo example --udp (threading)",
+            &[&bin, "--udp", "--addr", "127.0.0.1:0"],
+        ));
+    }
+    if inflight == 1 {
+        let script = o.py_script.to_string_lossy().into_owned();
+        v.push(sv(
             "python ThreadingUDPServer",
             &[&o.python, &script, "threading-udp"],
-        ),
-    ]
+        ));
+    }
+    v
 }
 
 /// One load case.
@@ -278,67 +329,93 @@ struct Case {
     mode: Mode,
     conns: usize,
     size: usize,
+    /// UDP: datagrams in flight per client.
+    inflight: usize,
     servers: Vec<Spec>,
 }
 
+/// A TCP case of `conns` connections and `size`-byte messages.
+fn tcp_case(o: &SuiteOpts, id: &'static str, title: &'static str, mode: Mode) -> Case {
+    let (conns, size) = match id {
+        "echo-64-1" => (1, 64),
+        "echo-64-256" => (256, 64),
+        "echo-16k-16" => (16, 16384),
+        _ => (16, 64),
+    };
+    Case {
+        id,
+        title,
+        mode,
+        conns,
+        size,
+        inflight: 1,
+        servers: tcp_servers(o, conns, conns == 1, id == "echo-16k-16"),
+    }
+}
+
+fn udp_case(o: &SuiteOpts, id: &'static str, title: &'static str, inflight: usize) -> Case {
+    Case {
+        id,
+        title,
+        mode: Mode::Udp,
+        conns: 16,
+        size: 64,
+        inflight,
+        servers: udp_servers(o, inflight),
+    }
+}
+
+/// The load cases selected by `--only` (a part such as `echo` or `udp`, or
+/// a case id such as `echo-16k-16`).
 fn cases(o: &SuiteOpts) -> Vec<Case> {
-    let mut v = Vec::new();
-    let want = |p: &str| o.only.is_empty() || o.only.iter().any(|x| x == p);
-    if want("echo") {
-        v.push(Case {
-            id: "echo-64-1",
-            title: "TCP echo, 64 B ping-pong, 1 connection",
-            mode: Mode::Echo,
-            conns: 1,
-            size: 64,
-            servers: tcp_servers(o, 1, true, false),
-        });
-        v.push(Case {
-            id: "echo-64-16",
-            title: "TCP echo, 64 B ping-pong, 16 connections",
-            mode: Mode::Echo,
-            conns: 16,
-            size: 64,
-            servers: tcp_servers(o, 16, false, false),
-        });
-        v.push(Case {
-            id: "echo-64-256",
-            title: "TCP echo, 64 B ping-pong, 256 connections",
-            mode: Mode::Echo,
-            conns: 256,
-            size: 64,
-            servers: tcp_servers(o, 256, false, false),
-        });
-        v.push(Case {
-            id: "echo-16k-16",
-            title: "TCP echo, 16 KiB ping-pong, 16 connections",
-            mode: Mode::Echo,
-            conns: 16,
-            size: 16384,
-            servers: tcp_servers(o, 16, false, true),
-        });
-    }
-    if want("connect") {
-        v.push(Case {
-            id: "connect-16",
-            title: "Connection per request (64 B echo), 16 concurrent clients",
-            mode: Mode::Connect,
-            conns: 16,
-            size: 64,
-            servers: tcp_servers(o, 16, false, false),
-        });
-    }
-    if want("udp") {
-        v.push(Case {
-            id: "udp-64-16",
-            title: "UDP echo, 64 B datagrams, 16 clients",
-            mode: Mode::Udp,
-            conns: 16,
-            size: 64,
-            servers: udp_servers(o),
-        });
-    }
-    v
+    let all = [
+        (
+            "echo",
+            "echo-64-1",
+            "TCP echo, 64 B ping-pong, 1 connection",
+        ),
+        (
+            "echo",
+            "echo-64-16",
+            "TCP echo, 64 B ping-pong, 16 connections",
+        ),
+        (
+            "echo",
+            "echo-64-256",
+            "TCP echo, 64 B ping-pong, 256 connections",
+        ),
+        (
+            "echo",
+            "echo-16k-16",
+            "TCP echo, 16 KiB ping-pong, 16 connections",
+        ),
+        (
+            "connect",
+            "connect-16",
+            "Connection per request (64 B echo), 16 concurrent clients",
+        ),
+        (
+            "udp",
+            "udp-64-16-1",
+            "UDP echo, 64 B datagrams, 16 clients, 1 in flight each",
+        ),
+        (
+            "udp",
+            "udp-64-16-8",
+            "UDP echo, 64 B datagrams, 16 clients, 8 in flight each (batching load generator)",
+        ),
+    ];
+    let want =
+        |part: &str, id: &str| o.only.is_empty() || o.only.iter().any(|x| x == part || x == id);
+    all.into_iter()
+        .filter(|(part, id, _)| want(part, id))
+        .map(|(part, id, title)| match (part, id) {
+            ("udp", "udp-64-16-1") => udp_case(o, id, title, 1),
+            ("udp", _) => udp_case(o, id, title, 8),
+            ("connect", _) => tcp_case(o, id, title, Mode::Connect),
+            _ => tcp_case(o, id, title, Mode::Echo),
+        })
+        .collect()
 }
 
 fn emit(out: &mut File, v: &Value) -> io::Result<()> {
@@ -423,12 +500,13 @@ pub fn run(o: &SuiteOpts) -> io::Result<PathBuf> {
 }
 
 fn measure_one(o: &SuiteOpts, case: &Case, spec: &Spec) -> io::Result<Value> {
-    let server = start(spec, o)?;
+    let mut server = start(spec, o)?;
     let lo = LoadOpts {
         addr: server.addr,
         mode: case.mode,
         conns: case.conns,
         size: case.size,
+        inflight: case.inflight,
         warmup: o.warmup,
         duration: o.duration,
         depth: 1,
@@ -437,7 +515,10 @@ fn measure_one(o: &SuiteOpts, case: &Case, spec: &Spec) -> io::Result<Value> {
     let r = load::run(&lo);
     let mut v = r?;
     v["server_pid"] = json!(server.pid());
-    drop(server);
+    let stats = server.stop();
+    if let Some(line) = stats.last() {
+        v["server_stats"] = json!(line);
+    }
     Ok(v)
 }
 
