@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::batch::{Batch, Report};
+use crate::batch::{Batch, BatchSizes, Intake, Report, TAKEOVER};
 use crate::config::Config;
 use crate::dispatch::{Context, Handles, Job};
 use crate::error::{HandlerError, TruncatedDatagram};
@@ -91,45 +91,10 @@ struct Loop<T> {
     paused: bool,
     /// After an accept error: no accepting until then, and the next pause.
     backoff: Option<(Instant, Duration)>,
-    /// How many datagram batches of each size class were taken.
-    batches: BatchSizes,
-}
-
-/// Datagram batches taken, by size: 1, 2–3, 4–7, 8–15, 16–31, 32+
-/// datagrams. Logged at `debug` level when the server closes.
-#[derive(Debug, Default)]
-struct BatchSizes {
-    by_class: [u64; 6],
-    datagrams: u64,
-}
-
-impl BatchSizes {
-    fn record(&mut self, n: usize) {
-        if n > 0 {
-            let class = (usize::BITS - 1 - n.leading_zeros()) as usize;
-            self.by_class[class.min(5)] += 1;
-            self.datagrams += n as u64;
-        }
-    }
-
-    fn log(&self, local: &Addr) {
-        let batches: u64 = self.by_class.iter().sum();
-        if batches > 0 {
-            let c = &self.by_class;
-            log::debug!(
-                "socketserver: {local}: {} datagrams in {batches} batches (mean {:.2}); \
-                 batches of 1: {}, 2-3: {}, 4-7: {}, 8-15: {}, 16-31: {}, 32+: {}",
-                self.datagrams,
-                self.datagrams as f64 / batches as f64,
-                c[0],
-                c[1],
-                c[2],
-                c[3],
-                c[4],
-                c[5]
-            );
-        }
-    }
+    /// The loop left the datagram socket to a thread taking batches itself
+    /// (and stopped watching it): since when, and that thread's progress
+    /// then.
+    back: Option<(Instant, u64)>,
 }
 
 /// A server: a transport `T`, a handler `H` and a strategy `S`.
@@ -151,6 +116,11 @@ pub struct Server<T: Transport, H, S: Strategy = Sequential> {
     local: Addr,
     socket: Option<Arc<DatagramSocket>>,
     accept_loop: Mutex<Loop<T>>,
+    /// Datagram batches taken, by size (logged at close).
+    batches: Arc<BatchSizes>,
+    /// Thread strategies on a datagram transport: where their threads take
+    /// further batches themselves.
+    intake: Option<Arc<Intake<T::Request, H>>>,
     /// The thread running the loop now, to refuse `server_close` from a
     /// handler on it (it would wait for itself).
     loop_thread: Mutex<Option<ThreadId>>,
@@ -205,7 +175,20 @@ where
             handle,
             listener_fd: transport.listener_fd(),
         });
+        let batches = Arc::new(BatchSizes::default());
+        let intake = transport
+            .shared_recv()
+            .filter(|_| strategy.drains())
+            .map(|recv| {
+                Arc::new(Intake::new(
+                    recv,
+                    Arc::clone(&context),
+                    Arc::clone(&batches),
+                ))
+            });
         Ok(Server {
+            intake,
+            batches,
             context,
             entry: Entry::new(),
             strategy,
@@ -218,7 +201,7 @@ where
                 ready: true,
                 paused: false,
                 backoff: None,
-                batches: BatchSizes::default(),
+                back: None,
             }),
             loop_thread: Mutex::new(None),
             closed: Mutex::new(None),
@@ -349,7 +332,7 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
                 self.serve_backlog(&mut transport);
             }
             drop(transport);
-            lp.batches.log(&self.local);
+            self.batches.log(&self.local);
         }
         drop(lp);
         let report = self.in_flight().drain(
@@ -393,7 +376,7 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
                 return Ok(());
             }
             for _ in 0..ACCEPT_BATCH {
-                if !self.take(lp, ACCEPT_BATCH) {
+                if !self.take(lp, ACCEPT_BATCH, true) {
                     break;
                 }
             }
@@ -427,7 +410,7 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
             .handle_request_timeout
             .map(|t| Instant::now() + t);
         loop {
-            if self.take(lp, 1) {
+            if self.take(lp, 1, false) {
                 self.reap();
                 return Ok(());
             }
@@ -443,9 +426,13 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
     }
 
     /// Takes and dispatches one request (datagrams: a batch of at most
-    /// `max`) if the listener is ready and there is room; false when there
-    /// is nothing more to take now.
-    fn take(&self, lp: &mut Loop<T>, max: usize) -> bool {
+    /// `max`, which the receiving thread may follow with more batches of
+    /// its own if `drain`) if the listener is ready and there is room;
+    /// false when there is nothing more to take now.
+    fn take(&self, lp: &mut Loop<T>, max: usize, drain: bool) -> bool {
+        if <T::Request as Arrival>::BATCHED && !self.watch_intake(lp, drain) {
+            return false;
+        }
         if !lp.ready || self.lifecycle().stop_requested() {
             return false;
         }
@@ -462,7 +449,7 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
             return false;
         }
         if <T::Request as Arrival>::BATCHED {
-            return self.take_batch(lp, max);
+            return self.take_batch(lp, max, drain);
         }
         let Some(transport) = lp.transport.as_mut() else {
             return false;
@@ -475,7 +462,7 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
 
     /// One `recvmmsg` worth of datagrams, verified and counted one by one,
     /// started as one batch.
-    fn take_batch(&self, lp: &mut Loop<T>, max: usize) -> bool {
+    fn take_batch(&self, lp: &mut Loop<T>, max: usize, drain: bool) -> bool {
         let Some(transport) = lp.transport.as_mut() else {
             return false;
         };
@@ -488,12 +475,71 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
                 jobs.extend(self.admit(request, peer));
             });
         }
-        lp.batches.record(jobs.len());
+        self.batches.record(jobs.len());
         if !jobs.is_empty() {
+            let intake = self.intake.as_ref().filter(|_| drain).map(|i| {
+                let episode = i.begin();
+                self.stand_back(lp, i.progress());
+                (Arc::clone(i), episode)
+            });
             let report = |peer: &Addr, e: io::Error| self.report(peer, e.into());
-            (self.entry.execute_batch)(&self.strategy, Batch { jobs }, &report);
+            (self.entry.execute_batch)(&self.strategy, Batch { jobs, intake }, &report);
         }
         took
+    }
+
+    /// While a thread takes datagram batches itself, the loop keeps its
+    /// hands off the socket: false then. It takes the socket back when that
+    /// thread has ended its episode (socket empty, limit, stop), or has
+    /// taken nothing for [`TAKEOVER`] (stuck in a handler), or at once for
+    /// `handle_request` (`!drain`).
+    fn watch_intake(&self, lp: &mut Loop<T>, drain: bool) -> bool {
+        let (Some(intake), Some((since, seen))) = (self.intake.as_ref(), lp.back) else {
+            return true;
+        };
+        if intake.active() && drain {
+            let progress = intake.progress();
+            if progress != seen {
+                lp.back = Some((Instant::now(), progress));
+                return false;
+            }
+            if since.elapsed() < TAKEOVER {
+                return false;
+            }
+        }
+        intake.take_over();
+        self.rejoin(lp);
+        true
+    }
+
+    /// Stops watching the datagram socket: a thread takes its batches.
+    fn stand_back(&self, lp: &mut Loop<T>, progress: u64) {
+        if lp.back.is_none()
+            && let Some(t) = lp.transport.as_ref()
+        {
+            let _ = lp
+                .poll
+                .registry()
+                .deregister(&mut mio::unix::SourceFd(&t.raw_fd()));
+        }
+        lp.back = Some((Instant::now(), progress));
+        lp.ready = false;
+    }
+
+    /// Watches the datagram socket again, and tries it at once (datagrams
+    /// may have queued while nobody watched).
+    fn rejoin(&self, lp: &mut Loop<T>) {
+        if lp.back.take().is_some()
+            && let Some(t) = lp.transport.as_ref()
+            && let Err(e) = lp.poll.registry().register(
+                &mut mio::unix::SourceFd(&t.raw_fd()),
+                LISTENER,
+                Interest::READABLE,
+            )
+        {
+            log::error!("socketserver: watching {} again failed: {e}", self.local);
+        }
+        lp.ready = true;
     }
 
     /// Handles what one attempt to take a request gave: a request goes to
@@ -638,6 +684,7 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
         }
         [
             backoff.filter(|_| lp.ready && room),
+            lp.back.map(|_| TAKEOVER),
             limit,
             self.context.config.service_interval,
             self.strategy.sweep_interval(),

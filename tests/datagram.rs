@@ -295,3 +295,66 @@ fn replies_inside_a_batch_are_queued_and_sent_after_it() {
     }
     assert_eq!(got, ["direct", "queued"]);
 }
+
+/// A handler that blocks does not hold the datagrams behind it under the
+/// thread strategies: the thread running it had been left to take the next
+/// batches itself, and the loop takes them back and hands them to another
+/// thread.
+#[test]
+fn a_blocked_handler_does_not_hold_later_datagrams_under_thread_strategies() {
+    use std::sync::Condvar;
+    for (name, strategy) in [
+        ("pool", AnyStrategy::ThreadPool(ThreadPool::new(2))),
+        ("threading", AnyStrategy::Threading(Threading::new())),
+    ] {
+        let freed = Arc::new((Mutex::new(false), Condvar::new()));
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let started_tx = Arc::new(Mutex::new(started_tx));
+        let handler = {
+            let freed = Arc::clone(&freed);
+            move |req: &mut DatagramRequest| -> HandlerResult {
+                let (lock, cv) = &*freed;
+                if req.data() == b"block" {
+                    started_tx.lock().unwrap().send(()).unwrap();
+                    let guard = lock.lock().unwrap();
+                    let (guard, _) = cv.wait_timeout_while(guard, LIMIT, |f| !*f).unwrap();
+                    assert!(*guard, "released by the later datagram's handler");
+                } else {
+                    *lock.lock().unwrap() = true;
+                    cv.notify_all();
+                }
+                req.reply(req.data())?;
+                Ok(())
+            }
+        };
+        let server = Arc::new(
+            ServerBuilder::new()
+                .strategy(strategy)
+                .bind_udp("127.0.0.1:0", handler)
+                .unwrap(),
+        );
+        let addr = server.server_address().as_inet().unwrap();
+        let serving = {
+            let server = Arc::clone(&server);
+            thread::spawn(move || server.serve_forever())
+        };
+        let c = client();
+        c.send_to(b"block", addr).unwrap();
+        started
+            .recv_timeout(LIMIT)
+            .expect("the blocking handler started");
+        c.send_to(b"free", addr).unwrap();
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            let mut buf = [0u8; 16];
+            let n = c.recv(&mut buf).unwrap();
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        assert_eq!(got, ["free", "block"], "{name}");
+        server.shutdown();
+        support::within(LIMIT, "serve_forever returns", move || serving.join())
+            .unwrap()
+            .unwrap();
+        server.server_close().unwrap();
+    }
+}

@@ -80,6 +80,9 @@ impl StrategyImpl for AnyStrategy {
     fn limit(&self) -> Option<usize> {
         each!(self, s => s.limit(), None)
     }
+    fn drains(&self) -> bool {
+        each!(self, s => s.drains(), false)
+    }
     fn attach(&self, registry: &mio::Registry, token: mio::Token) -> io::Result<()> {
         each!(self, s => s.attach(registry, token), Ok(()))
     }

@@ -69,6 +69,14 @@ pub(crate) mod sealed {
             None
         }
 
+        /// True if a thread that ran a datagram batch should take the next
+        /// batches itself while datagrams keep coming (the loop stands back
+        /// meanwhile): the thread strategies, where handing every batch
+        /// over would cost a wake-up each.
+        fn drains(&self) -> bool {
+            false
+        }
+
         /// Called once when the server is built.
         fn attach(&self, registry: &mio::Registry, child_token: mio::Token) -> io::Result<()> {
             let _ = (registry, child_token);

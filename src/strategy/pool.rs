@@ -106,6 +106,10 @@ fn work(rx: Receiver<Task>) {
 impl Strategy for ThreadPool {}
 
 impl StrategyImpl for ThreadPool {
+    fn drains(&self) -> bool {
+        true
+    }
+
     fn limit(&self) -> Option<usize> {
         Some(self.workers + self.queue)
     }

@@ -162,6 +162,10 @@ impl Threading {
 }
 
 impl StrategyImpl for Threading {
+    fn drains(&self) -> bool {
+        true
+    }
+
     fn close(&self, _idle: bool) {
         // Idle datagram threads see the channel close and exit.
         let tx = self

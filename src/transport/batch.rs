@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use socket2::SockAddr;
 
@@ -96,6 +96,27 @@ impl Receiver {
         if self.got.len() < max {
             each(Incoming::WouldBlock);
         }
+    }
+}
+
+/// A receive function any thread may call: up to `max` datagrams, each
+/// passed to the callback, as [`Receiver::recv`] does.
+pub(crate) type SharedRecv<R> = Arc<dyn Fn(usize, &mut dyn FnMut(Incoming<R>)) + Send + Sync>;
+
+impl Receiver {
+    /// A [`SharedRecv`] on `socket` with slots of its own, the size of
+    /// these.
+    pub(crate) fn shared(
+        &self,
+        socket: &Arc<DatagramSocket>,
+        to_addr: fn(&SockAddr) -> Addr,
+    ) -> SharedRecv<Datagram> {
+        let receiver = Mutex::new(Receiver::new(self.slot));
+        let socket = Arc::clone(socket);
+        Arc::new(move |max, each| {
+            let mut r = receiver.lock().unwrap_or_else(PoisonError::into_inner);
+            r.recv(&socket, max, to_addr, each);
+        })
     }
 }
 

@@ -28,7 +28,7 @@ mod tcp;
 mod udp;
 mod unix;
 
-pub(crate) use batch::{Outbox, Receiver};
+pub(crate) use batch::{Outbox, Receiver, SharedRecv};
 
 pub use tcp::TcpTransport;
 pub use udp::UdpTransport;
@@ -103,6 +103,12 @@ pub(crate) mod sealed {
         }
         /// The socket the loop waits on.
         fn raw_fd(&self) -> std::os::fd::RawFd;
+        /// A receive function other threads may call (a pool worker taking
+        /// the next batch itself), with receive slots of its own; `None`
+        /// for streams.
+        fn shared_recv(&self) -> Option<super::SharedRecv<Self::Request>> {
+            None
+        }
         /// The shared socket of a datagram transport (`None` for streams).
         fn datagram_socket(&self) -> Option<&std::sync::Arc<DatagramSocket>> {
             None

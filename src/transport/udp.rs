@@ -63,6 +63,10 @@ impl TransportImpl for UdpTransport {
         one
     }
 
+    fn shared_recv(&self) -> Option<super::SharedRecv<Datagram>> {
+        Some(self.receiver.shared(&self.socket, inet_addr))
+    }
+
     fn next_batch(&mut self, max: usize, each: &mut dyn FnMut(Incoming<Datagram>)) {
         self.receiver.recv(&self.socket, max, inet_addr, each);
     }

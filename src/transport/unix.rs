@@ -190,6 +190,10 @@ impl TransportImpl for UnixDatagramTransport {
         one
     }
 
+    fn shared_recv(&self) -> Option<super::SharedRecv<Datagram>> {
+        Some(self.receiver.shared(&self.socket, unix_addr))
+    }
+
     fn next_batch(&mut self, max: usize, each: &mut dyn FnMut(Incoming<Datagram>)) {
         self.receiver.recv(&self.socket, max, unix_addr, each);
     }
