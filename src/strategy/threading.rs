@@ -40,10 +40,15 @@ const LINGER: Duration = Duration::from_secs(2);
 /// (started only when none is, and ending after 2 s without work): batches
 /// run concurrently with each other, as Python's per-datagram threads do,
 /// while the datagrams of one batch run one after another and their
-/// replies leave together in one `sendmmsg(2)`. A handler that blocks
-/// delays only the rest of its own batch. Datagrams in flight are bounded
-/// (by `max_connections`, or 1024 for a datagram server without it), and
-/// so are these threads.
+/// replies leave together in one `sendmmsg(2)`. While datagrams keep
+/// coming, the thread that ran a batch receives the next ones itself
+/// (`recvmmsg(2)`; the loop stops watching the socket meanwhile), so a busy
+/// server pays no hand-off per batch; when that thread has taken nothing
+/// for 2 ms (a handler that blocks), the loop takes the socket back and
+/// later datagrams go to another thread. A handler that blocks thus delays
+/// the rest of its own batch, and later datagrams by about 2 ms. Datagrams
+/// in flight are bounded (by `max_connections`, or 1024 for a datagram
+/// server without it), and so are these threads.
 ///
 /// ```
 /// use socketserver::Threading;
