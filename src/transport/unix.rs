@@ -143,6 +143,10 @@ impl TransportImpl for UnixStreamTransport {
 
 /// A Unix datagram socket: each request is one datagram. A client must bind
 /// its own path to get replies.
+///
+/// As for [`UdpTransport`](crate::UdpTransport), datagrams arrive in batches
+/// of up to 32 per `recvmmsg(2)` (Linux; `recvmsg(2)` in a loop elsewhere)
+/// and the replies made while a batch runs leave in one `sendmmsg(2)`.
 #[derive(Debug)]
 pub struct UnixDatagramTransport {
     socket: Arc<DatagramSocket>,
