@@ -112,6 +112,116 @@ pub fn run_measured(cmd: &[String]) -> io::Result<(i32, u64, String)> {
     Ok((code, ru.ru_maxrss as u64, out))
 }
 
+/// `serve-crate`'s options.
+fn crate_opts(a: &Args, stack: Option<usize>) -> servers::CrateOpts {
+    servers::CrateOpts {
+        strategy: a.str("strategy", "threading"),
+        workers: a.num("workers", 16),
+        stack,
+        handler: a.str("handler", "loop"),
+        udp: a.flag("udp"),
+        nodelay: a.flag("nodelay"),
+    }
+}
+
+/// `load`: one load run against `--addr`, printed as one JSON object.
+fn load_cmd(a: &Args, addr: &str) -> io::Result<()> {
+    let mode = match a.str("mode", "echo").as_str() {
+        "echo" => load::Mode::Echo,
+        "connect" => load::Mode::Connect,
+        "udp" => load::Mode::Udp,
+        m => return Err(io::Error::other(format!("unknown mode {m}"))),
+    };
+    let o = load::LoadOpts {
+        addr: addr.parse().map_err(io::Error::other)?,
+        mode,
+        conns: a.num("conns", 16),
+        size: a.num("size", 64),
+        inflight: a.num("inflight", 1),
+        warmup: a.secs("warmup", 0.5),
+        duration: a.secs("duration", 2.0),
+        depth: a.num("depth", 1),
+        server_pid: a.get("server-pid").and_then(|p| p.parse().ok()),
+    };
+    println!("{}", load::run(&o)?);
+    Ok(())
+}
+
+/// `suite`'s options.
+fn suite_opts(a: &Args) -> suite::SuiteOpts {
+    let upload = match (a.get("upload-server"), a.get("upload-client")) {
+        (Some(s), Some(c)) if !s.is_empty() && !c.is_empty() => {
+            Some((PathBuf::from(s), PathBuf::from(c)))
+        }
+        _ => None,
+    };
+    let list = |k: &str| -> Vec<String> {
+        a.get(k)
+            .map(|s| {
+                s.split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    suite::SuiteOpts {
+        out: PathBuf::from(a.str("out", "benchmarks/results/latest")),
+        passes: a.num("passes", 3),
+        duration: a.secs("duration", 2.0),
+        warmup: a.secs("warmup", 0.5),
+        pin: !a.flag("no-pin"),
+        python: a.str("python", "python3"),
+        py_script: PathBuf::from(a.str("py-script", "benchmarks/py/servers.py")),
+        only: list("only"),
+        scale_conns: a.num("scale-conns", 10_000),
+        scale_servers: list("scale-servers"),
+        shutdown_runs: a.num("shutdown-runs", 200),
+        upload,
+        upload_skip: a.get("upload-skip").map(String::from),
+        upload_bytes: a.num("upload-bytes", 1u64 << 30),
+        scratch: PathBuf::from(a.str("scratch", "/dev/shm/sockbench")),
+        echo_example: a
+            .get("echo-example")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
+    }
+}
+
+/// `upload-split`'s options.
+fn split_opts(a: &Args) -> upload_split::SplitOpts {
+    let pair = |s: &str, c: &str| match (a.get(s), a.get(c)) {
+        (Some(s), Some(c)) => Some((PathBuf::from(s), PathBuf::from(c))),
+        _ => None,
+    };
+    upload_split::SplitOpts {
+        bytes: a.num("bytes", 1u64 << 30),
+        passes: a.num("passes", 3),
+        tmpfs: PathBuf::from(a.str("tmpfs", "/dev/shm/sockbench-split")),
+        disk: PathBuf::from(a.str("disk", "/var/tmp/sockbench-split")),
+        examples: pair("server", "client"),
+        e2e_only: a.flag("e2e-only"),
+        cases: a.str("cases", ""),
+        baseline: pair("baseline-server", "baseline-client"),
+    }
+}
+
+fn shutdown_cmd(a: &Args) -> io::Result<()> {
+    for v in inproc::shutdown_latency(a.num("runs", 200), a.num("clients", 4))? {
+        println!("{v}");
+    }
+    Ok(())
+}
+
+fn report_cmd(a: &Args) -> io::Result<()> {
+    let p = a
+        .positional
+        .first()
+        .ok_or_else(|| io::Error::other("report FILE"))?;
+    print!("{}", report::render(std::path::Path::new(p))?);
+    Ok(())
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = argv.first().cloned() else {
@@ -125,122 +235,14 @@ fn main() {
     let stack = a.get("stack").and_then(|s| s.parse().ok());
     let result: io::Result<()> = match cmd.as_str() {
         "serve-std" => servers::serve_std(&addr, stack, a.flag("udp"), a.flag("mmsg")),
-        "serve-crate" => servers::serve_crate(
-            &addr,
-            &servers::CrateOpts {
-                strategy: a.str("strategy", "threading"),
-                workers: a.num("workers", 16),
-                stack,
-                handler: a.str("handler", "loop"),
-                udp: a.flag("udp"),
-                nodelay: a.flag("nodelay"),
-            },
-        ),
+        "serve-crate" => servers::serve_crate(&addr, &crate_opts(&a, stack)),
         "serve-tokio" => servers::serve_tokio(&addr, a.flag("udp")),
         "serve-sink" => servers::serve_sink(&addr),
-        "load" => (|| {
-            let mode = match a.str("mode", "echo").as_str() {
-                "echo" => load::Mode::Echo,
-                "connect" => load::Mode::Connect,
-                "udp" => load::Mode::Udp,
-                m => return Err(io::Error::other(format!("unknown mode {m}"))),
-            };
-            let o = load::LoadOpts {
-                addr: addr.parse().map_err(io::Error::other)?,
-                mode,
-                conns: a.num("conns", 16),
-                size: a.num("size", 64),
-                inflight: a.num("inflight", 1),
-                warmup: a.secs("warmup", 0.5),
-                duration: a.secs("duration", 2.0),
-                depth: a.num("depth", 1),
-                server_pid: a.get("server-pid").and_then(|p| p.parse().ok()),
-            };
-            println!("{}", load::run(&o)?);
-            Ok(())
-        })(),
-        "shutdown" => (|| {
-            for v in inproc::shutdown_latency(a.num("runs", 200), a.num("clients", 4))? {
-                println!("{v}");
-            }
-            Ok(())
-        })(),
-        "suite" => (|| {
-            let upload = match (a.get("upload-server"), a.get("upload-client")) {
-                (Some(s), Some(c)) if !s.is_empty() && !c.is_empty() => {
-                    Some((PathBuf::from(s), PathBuf::from(c)))
-                }
-                _ => None,
-            };
-            let o = suite::SuiteOpts {
-                out: PathBuf::from(a.str("out", "benchmarks/results/latest")),
-                passes: a.num("passes", 3),
-                duration: a.secs("duration", 2.0),
-                warmup: a.secs("warmup", 0.5),
-                pin: !a.flag("no-pin"),
-                python: a.str("python", "python3"),
-                py_script: PathBuf::from(a.str("py-script", "benchmarks/py/servers.py")),
-                only: a
-                    .get("only")
-                    .map(|s| {
-                        s.split(',')
-                            .filter(|x| !x.is_empty())
-                            .map(String::from)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                scale_conns: a.num("scale-conns", 10_000),
-                scale_servers: a
-                    .get("scale-servers")
-                    .map(|s| {
-                        s.split(',')
-                            .filter(|x| !x.is_empty())
-                            .map(String::from)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                shutdown_runs: a.num("shutdown-runs", 200),
-                upload,
-                upload_skip: a.get("upload-skip").map(String::from),
-                upload_bytes: a.num("upload-bytes", 1u64 << 30),
-                scratch: PathBuf::from(a.str("scratch", "/dev/shm/sockbench")),
-                echo_example: a
-                    .get("echo-example")
-                    .filter(|s| !s.is_empty())
-                    .map(PathBuf::from),
-            };
-            let report = suite::run(&o)?;
-            println!("{}", report.display());
-            Ok(())
-        })(),
-        "upload-split" => {
-            let examples = match (a.get("server"), a.get("client")) {
-                (Some(s), Some(c)) => Some((PathBuf::from(s), PathBuf::from(c))),
-                _ => None,
-            };
-            let o = upload_split::SplitOpts {
-                bytes: a.num("bytes", 1u64 << 30),
-                passes: a.num("passes", 3),
-                tmpfs: PathBuf::from(a.str("tmpfs", "/dev/shm/sockbench-split")),
-                disk: PathBuf::from(a.str("disk", "/var/tmp/sockbench-split")),
-                examples,
-                e2e_only: a.flag("e2e-only"),
-                cases: a.str("cases", ""),
-                baseline: match (a.get("baseline-server"), a.get("baseline-client")) {
-                    (Some(s), Some(c)) => Some((PathBuf::from(s), PathBuf::from(c))),
-                    _ => None,
-                },
-            };
-            upload_split::run(&o).map(|_| ())
-        }
-        "report" => (|| {
-            let p = a
-                .positional
-                .first()
-                .ok_or_else(|| io::Error::other("report FILE"))?;
-            print!("{}", report::render(std::path::Path::new(p))?);
-            Ok(())
-        })(),
+        "load" => load_cmd(&a, &addr),
+        "shutdown" => shutdown_cmd(&a),
+        "suite" => suite::run(&suite_opts(&a)).map(|report| println!("{}", report.display())),
+        "upload-split" => upload_split::run(&split_opts(&a)).map(|_| ()),
+        "report" => report_cmd(&a),
         other => Err(io::Error::other(format!("unknown command {other}"))),
     };
     if let Err(e) = result {

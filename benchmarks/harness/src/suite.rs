@@ -430,53 +430,16 @@ pub fn run(o: &SuiteOpts) -> io::Result<PathBuf> {
     let want = |p: &str| o.only.is_empty() || o.only.iter().any(|x| x == p);
     let started = Instant::now();
     for case in cases(o) {
-        for pass in 0..o.passes {
-            for spec in &case.servers {
-                let t = Instant::now();
-                let r = measure_one(o, &case, spec);
-                let mut v = match r {
-                    Ok(v) => v,
-                    Err(e) => json!({"error": e.to_string()}),
-                };
-                v["case"] = json!(case.id);
-                v["title"] = json!(case.title);
-                v["server"] = json!(spec.name);
-                v["pass"] = json!(pass);
-                eprintln!(
-                    "[{:>6.1}s] {:<12} pass {pass} {:<40} {:>10.0} req/s p99 {:>8.1} us ({:.1}s)",
-                    started.elapsed().as_secs_f64(),
-                    case.id,
-                    spec.name,
-                    v["rps"].as_f64().unwrap_or(f64::NAN),
-                    v["p99_us"].as_f64().unwrap_or(f64::NAN),
-                    t.elapsed().as_secs_f64()
-                );
-                emit(&mut raw, &v)?;
-            }
-        }
+        run_case(o, &case, &mut raw, started)?;
     }
     if want("shutdown") {
         eprintln!(
             "[{:>6.1}s] shutdown latency",
             started.elapsed().as_secs_f64()
         );
-        for mut v in crate::inproc::shutdown_latency(o.shutdown_runs, 4)? {
-            v["case"] = json!("shutdown");
+        for v in shutdown(o)? {
             emit(&mut raw, &v)?;
         }
-        let py_runs = 20;
-        let out = Command::new(&o.python)
-            .arg(&o.py_script)
-            .arg("shutdown-latency")
-            .arg(py_runs.to_string())
-            .output()?;
-        let line = String::from_utf8_lossy(&out.stdout);
-        let mut v: Value =
-            serde_json::from_str(line.trim()).unwrap_or(json!({"error": "no output"}));
-        v["case"] = json!("shutdown");
-        v["strategy"] = json!("python ThreadingTCPServer");
-        v["load"] = json!("idle");
-        emit(&mut raw, &v)?;
     }
     if want("upload") {
         eprintln!("[{:>6.1}s] upload", started.elapsed().as_secs_f64());
@@ -497,6 +460,53 @@ pub fn run(o: &SuiteOpts) -> io::Result<PathBuf> {
     let text = crate::report::render(&o.out.join("results.jsonl"))?;
     fs::write(&report, text)?;
     Ok(report)
+}
+
+/// Every pass of one load case, its servers interleaved (A B C … A B C …).
+fn run_case(o: &SuiteOpts, case: &Case, raw: &mut File, started: Instant) -> io::Result<()> {
+    for pass in 0..o.passes {
+        for spec in &case.servers {
+            let t = Instant::now();
+            let mut v =
+                measure_one(o, case, spec).unwrap_or_else(|e| json!({"error": e.to_string()}));
+            v["case"] = json!(case.id);
+            v["title"] = json!(case.title);
+            v["server"] = json!(spec.name);
+            v["pass"] = json!(pass);
+            eprintln!(
+                "[{:>6.1}s] {:<12} pass {pass} {:<40} {:>10.0} req/s p99 {:>8.1} us ({:.1}s)",
+                started.elapsed().as_secs_f64(),
+                case.id,
+                spec.name,
+                v["rps"].as_f64().unwrap_or(f64::NAN),
+                v["p99_us"].as_f64().unwrap_or(f64::NAN),
+                t.elapsed().as_secs_f64()
+            );
+            emit(raw, &v)?;
+        }
+    }
+    Ok(())
+}
+
+/// Shutdown latency of each strategy (in process), and Python's.
+fn shutdown(o: &SuiteOpts) -> io::Result<Vec<Value>> {
+    let mut out = crate::inproc::shutdown_latency(o.shutdown_runs, 4)?;
+    for v in &mut out {
+        v["case"] = json!("shutdown");
+    }
+    let py_runs = 20;
+    let py = Command::new(&o.python)
+        .arg(&o.py_script)
+        .arg("shutdown-latency")
+        .arg(py_runs.to_string())
+        .output()?;
+    let line = String::from_utf8_lossy(&py.stdout);
+    let mut v: Value = serde_json::from_str(line.trim()).unwrap_or(json!({"error": "no output"}));
+    v["case"] = json!("shutdown");
+    v["strategy"] = json!("python ThreadingTCPServer");
+    v["load"] = json!("idle");
+    out.push(v);
+    Ok(out)
 }
 
 fn measure_one(o: &SuiteOpts, case: &Case, spec: &Spec) -> io::Result<Value> {
