@@ -1,4 +1,4 @@
-//! The upload's cost, split (issue 15): what one core spends per byte on
+//! The upload's cost, split: what one core spends per byte on
 //! each part of receiving an upload, then the upload example end to end.
 //!
 //! ```text
