@@ -137,7 +137,8 @@ impl<S: Strategy> ServerBuilder<S> {
     /// The most requests in flight at once, in every strategy. At the limit
     /// the loop stops accepting (the kernel backlog holds newcomers) and
     /// resumes as soon as one ends. Default: no limit, except the pool's
-    /// `workers + queue` and forking's `max_children`.
+    /// `workers + queue` and forking's `max_children`, and 1024 datagrams
+    /// in flight for a datagram server (what a flood can make it hold).
     pub fn max_connections(mut self, max: usize) -> Self {
         self.config.max_connections = Some(max);
         self

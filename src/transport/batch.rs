@@ -4,9 +4,11 @@
 //!
 //! Both are fixed in size, so a flood cannot grow them: the receiver holds
 //! [`Receiver::SLOTS`] slots of `max_packet_size` bytes (at most
-//! [`RECV_BYTES`] in all, untouched pages staying unmapped), and an outbox
-//! holds at most [`OUTBOX_DATAGRAMS`] replies and [`OUTBOX_BYTES`] bytes,
-//! flushing early when either is reached.
+//! [`RECV_BYTES`] in all, untouched pages staying unmapped; the thread
+//! strategies hold a second receiver for the thread that takes batches
+//! itself, [`SharedRecv`]), and an outbox holds at most
+//! [`OUTBOX_DATAGRAMS`] replies and [`OUTBOX_BYTES`] bytes, flushing early
+//! when either is reached.
 
 use std::cell::RefCell;
 use std::io;
