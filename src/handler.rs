@@ -147,6 +147,11 @@ pub trait DatagramHandler: Clone {
     }
 
     /// Decides whether to handle a datagram from `peer`; false drops it.
+    ///
+    /// It runs on the loop's thread, and under `Threading` and `ThreadPool`
+    /// also on the thread that takes the next batch of datagrams itself
+    /// (see [`Threading`](crate::Threading)), so it may run on two threads
+    /// at once; those strategies already require a `Sync` handler.
     fn verify_request(&self, peer: &Addr) -> bool {
         let _ = peer;
         true
