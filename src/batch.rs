@@ -81,6 +81,12 @@ fn run_jobs<R: Arrival, H: Handles<R>>(jobs: Vec<Job<R, H>>) {
     drop(guards);
 }
 
+/// The smallest batch after which the thread running it takes the next
+/// batches itself: a sign of datagrams arriving faster than one at a time.
+/// A lone datagram is handed over and the loop keeps the socket, as the
+/// hand-back would cost more system calls than it saves.
+pub(crate) const INTAKE_MIN: usize = 4;
+
 /// How long the loop leaves the socket to a thread taking batches itself
 /// before it concludes that thread is stuck in a handler and takes the
 /// datagrams back (handing them to another thread).

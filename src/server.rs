@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::batch::{Batch, BatchSizes, Intake, Report, TAKEOVER};
+use crate::batch::{Batch, BatchSizes, INTAKE_MIN, Intake, Report, TAKEOVER};
 use crate::config::Config;
 use crate::dispatch::{Context, Handles, Job};
 use crate::error::{HandlerError, TruncatedDatagram};
@@ -477,7 +477,8 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
         }
         self.batches.record(jobs.len());
         if !jobs.is_empty() {
-            let intake = self.intake.as_ref().filter(|_| drain).map(|i| {
+            let busy = drain && jobs.len() >= INTAKE_MIN;
+            let intake = self.intake.as_ref().filter(|_| busy).map(|i| {
                 let episode = i.begin();
                 self.stand_back(lp, i.progress());
                 (Arc::clone(i), episode)

@@ -36,8 +36,8 @@ type Task = Box<dyn FnOnce() + Send>;
 /// A datagram server hands the pool whole batches: the datagrams of one
 /// `recvmmsg(2)` (up to 32) go to one worker in one hand-off, whose
 /// handlers run one after another there and whose replies leave in one
-/// `sendmmsg(2)`. While datagrams keep coming, that worker receives the
-/// next batches itself (the loop stops watching the socket), until the
+/// `sendmmsg(2)`. While datagrams keep coming (a batch of 4 or more), that
+/// worker receives the next batches itself (the loop stops watching the socket), until the
 /// socket is empty or it has taken nothing for 2 ms (a handler that
 /// blocks), when the loop takes over and hands later datagrams to other
 /// workers. Each datagram still counts as a request in flight.

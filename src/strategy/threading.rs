@@ -41,7 +41,8 @@ const LINGER: Duration = Duration::from_secs(2);
 /// run concurrently with each other, as Python's per-datagram threads do,
 /// while the datagrams of one batch run one after another and their
 /// replies leave together in one `sendmmsg(2)`. While datagrams keep
-/// coming, the thread that ran a batch receives the next ones itself
+/// coming (a batch of 4 or more), the thread that ran a batch receives the
+/// next ones itself
 /// (`recvmmsg(2)`; the loop stops watching the socket meanwhile), so a busy
 /// server pays no hand-off per batch; when that thread has taken nothing
 /// for 2 ms (a handler that blocks), the loop takes the socket back and
