@@ -63,7 +63,8 @@ impl<S: Strategy> ServerBuilder<S> {
     /// this on, only a connection arriving in the microseconds between the
     /// last `accept` and the `close` is lost, and later ones are refused
     /// (which a balancer does retry). Default: off (Python's behaviour:
-    /// queued connections are reset).
+    /// queued connections are reset). Stream servers only: a datagram
+    /// server's queued datagrams are not reset, and not served, by a close.
     pub fn serve_backlog_on_close(mut self, on: bool) -> Self {
         self.config.edge.serve_backlog = on;
         self

@@ -579,8 +579,13 @@ impl<T: Transport, H, S: Strategy> Server<T, H, S> {
 
     /// Takes the connections already queued in the listen backlog (which
     /// closing the listener would reset) and dispatches them, at most one
-    /// backlog's worth.
+    /// backlog's worth. Connections only: queued datagrams are not reset
+    /// by the close, and handing them over one by one at close would
+    /// bypass the batches (a thread each under `Threading`).
     fn serve_backlog(&self, transport: &mut T) {
+        if <T::Request as Arrival>::BATCHED {
+            return;
+        }
         for _ in 0..self.context.config.backlog.max(1) {
             match transport.next() {
                 Incoming::Request(request, peer) => self.dispatch(request, peer),
