@@ -7,7 +7,7 @@ use clap::Parser;
 use socketserver::Addr;
 use socketserver::reactor::{Conn, Protocol, ReactorBuilder};
 
-use crate::common;
+use super::common;
 
 /// Echo every byte back as it arrives.
 #[derive(Debug, Parser)]
