@@ -45,6 +45,38 @@ pub struct Guide08Production;
 #[doc = include_str!("../docs/guide/09-event-loop.md")]
 pub struct Guide09EventLoop;
 
+/// docs/zh-CN/01-client-server.md
+#[doc = include_str!("../docs/zh-CN/01-client-server.md")]
+pub struct GuideZhCn01ClientServer;
+
+/// docs/zh-CN/02-tcp-udp.md
+#[doc = include_str!("../docs/zh-CN/02-tcp-udp.md")]
+pub struct GuideZhCn02TcpUdp;
+
+/// docs/zh-CN/03-sticky-packets.md
+#[doc = include_str!("../docs/zh-CN/03-sticky-packets.md")]
+pub struct GuideZhCn03StickyPackets;
+
+/// docs/zh-CN/04-commands.md
+#[doc = include_str!("../docs/zh-CN/04-commands.md")]
+pub struct GuideZhCn04Commands;
+
+/// docs/zh-CN/05-upload.md
+#[doc = include_str!("../docs/zh-CN/05-upload.md")]
+pub struct GuideZhCn05Upload;
+
+/// docs/zh-CN/06-chat.md
+#[doc = include_str!("../docs/zh-CN/06-chat.md")]
+pub struct GuideZhCn06Chat;
+
+/// docs/zh-CN/07-socketserver.md
+#[doc = include_str!("../docs/zh-CN/07-socketserver.md")]
+pub struct GuideZhCn07Socketserver;
+
+/// docs/zh-CN/08-production.md
+#[doc = include_str!("../docs/zh-CN/08-production.md")]
+pub struct GuideZhCn08Production;
+
 /// docs/python-mapping.md
 #[doc = include_str!("../docs/python-mapping.md")]
 pub struct PythonMapping;
