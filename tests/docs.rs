@@ -106,6 +106,11 @@ fn the_guide_shows_each_corrected_python_file_whole() {
     }
 }
 
+/// The one page that still says "issue 7" (the benchmark report; its
+/// wording changes with the `benches/` → `benchmarks/` rename). Remove
+/// this exception then.
+const TRACKER_STILL_NAMED: &str = "docs/benchmarks.md";
+
 #[test]
 fn no_page_points_outside_the_repository() {
     let mut pages = vec![repo().join("README.md"), repo().join("README.zh-CN.md")];
@@ -121,10 +126,14 @@ fn no_page_points_outside_the_repository() {
                 page.display()
             );
         }
+        if page.ends_with(TRACKER_STILL_NAMED) {
+            continue;
+        }
         let words: Vec<&str> = text.split_whitespace().collect();
         for pair in words.windows(2) {
-            let number = pair[1].trim_start_matches('#');
-            let tracker = pair[0].eq_ignore_ascii_case("issue")
+            let word = pair[0].trim_matches(|c: char| !c.is_alphanumeric());
+            let number = pair[1].trim_start_matches(['#', '(']);
+            let tracker = word.eq_ignore_ascii_case("issue")
                 && number.starts_with(|c: char| c.is_ascii_digit());
             assert!(
                 !tracker,
