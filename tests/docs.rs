@@ -353,3 +353,32 @@ fn a_python_client_cut_off_mid_frame_fails_instead_of_spinning() {
         "stderr: {err}"
     );
 }
+
+#[test]
+fn every_relative_link_of_the_guides_resolves() {
+    let mut pages = vec![
+        repo().join("README.zh-CN.md"),
+        repo().join("docs/README.md"),
+    ];
+    pages.push(repo().join("docs/glossary.md"));
+    for dir in ["docs/guide", "docs/zh-CN"] {
+        pages.extend(chapters(dir).iter().map(|n| repo().join(dir).join(n)));
+    }
+    for page in pages {
+        let text = read(&page);
+        for (start, _) in text.match_indices("](") {
+            let rest = &text[start + 2..];
+            let target = &rest[..rest.find(')').expect("a link's closing parenthesis")];
+            if target.starts_with("http") || target.starts_with('#') {
+                continue;
+            }
+            let path = target.split('#').next().unwrap();
+            let resolved = page.parent().unwrap().join(path);
+            assert!(
+                resolved.exists(),
+                "{}: link to {target} does not resolve",
+                page.display()
+            );
+        }
+    }
+}
