@@ -77,6 +77,43 @@ fn both_languages_have_the_same_code_blocks_byte_for_byte() {
     }
 }
 
+/// A chapter's lines outside its code blocks.
+fn prose(text: &str) -> Vec<&str> {
+    let mut in_code = false;
+    text.lines()
+        .filter(|line| {
+            if line.starts_with("```") {
+                in_code = !in_code;
+                return false;
+            }
+            !in_code
+        })
+        .collect()
+}
+
+#[test]
+fn both_languages_have_the_same_sections_and_name_the_same_things() {
+    for name in chapters("docs/guide") {
+        let en = read(&repo().join("docs/guide").join(&name));
+        let zh = read(&repo().join("docs/zh-CN").join(&name));
+        let (en, zh) = (prose(&en), prose(&zh));
+        let headings = |lines: &[&str]| lines.iter().filter(|l| l.starts_with('#')).count();
+        assert_eq!(headings(&en), headings(&zh), "{name}: number of headings");
+        // Every name, flag and value the English prose sets in `code`
+        // (one without spaces) appears in the Chinese prose too.
+        let (en, zh) = (en.join(" "), zh.join(" "));
+        let zh_spans: Vec<&str> = zh.split('`').skip(1).step_by(2).collect();
+        for span in en.split('`').skip(1).step_by(2) {
+            if !span.contains(char::is_whitespace) {
+                assert!(
+                    zh_spans.contains(&span),
+                    "{name}: the Chinese text never says `{span}`"
+                );
+            }
+        }
+    }
+}
+
 /// The corrected Python clients and server, `tests/python/corrected/*.py`.
 fn corrected_python() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/python/corrected"))
