@@ -192,13 +192,20 @@ fn python(script: &str, args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, Str
     (status, text(out), text(err))
 }
 
+/// The token `cmd_server` is started with: 16 random bytes in hex.
+const TOKEN: &str = "3f9a2c7e51d84b06a7e2c913f05d6b48";
+
 fn host_port(addr: &str) -> (&str, &str) {
     addr.rsplit_once(':').unwrap()
 }
 
 #[test]
 fn the_corrected_cmd_client_runs_commands_on_cmd_server() {
-    let srv = support::start("cmd_server", &["--addr", "127.0.0.1:0", "--token", "t0ken"]);
+    let srv = support::start_with(
+        Command::new(example_bin("cmd_server"))
+            .env("CMD_TOKEN", TOKEN)
+            .args(["--addr", "127.0.0.1:0"]),
+    );
     let (host, port) = host_port(&srv.addr);
     let (status, out, err) = python(
         "cmd_client.py",
@@ -208,7 +215,7 @@ fn the_corrected_cmd_client_runs_commands_on_cmd_server() {
             "echo hello; echo oops >&2",
             "printf '中文'; exit 4",
         ],
-        &[("CMD_TOKEN", "t0ken")],
+        &[("CMD_TOKEN", TOKEN)],
     );
     assert_eq!(status.code(), Some(4), "stderr: {err}");
     assert_eq!(out, "hello\n中文");
@@ -218,7 +225,7 @@ fn the_corrected_cmd_client_runs_commands_on_cmd_server() {
     let (status, out, err) = python(
         "cmd_client.py",
         &[host, port, "echo never"],
-        &[("CMD_TOKEN", "wrong")],
+        &[("CMD_TOKEN", "5b0e8d2f7a6c4193b8e1d0f2a9c7e645")],
     );
     assert!(!status.success());
     assert_eq!(out, "");
