@@ -289,6 +289,26 @@ fn cmd_client_drives_the_corrected_python_server_without_deadlock() {
     assert_eq!(out, b"done\nbye\n");
     assert_eq!(err.len(), 1 << 20);
 
+    // What a web page can make a browser send: refused, nothing runs.
+    let dir = tempfile::tempdir().unwrap();
+    let pwned = dir.path().join("pwned");
+    let mut browser = std::net::TcpStream::connect(&srv.addr).unwrap();
+    browser.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(
+        browser,
+        "POST /;touch${{IFS}}{}; HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        pwned.display()
+    )
+    .unwrap();
+    // The server hangs up without an answer (a reset, as it leaves the
+    // rest of the request unread).
+    let mut answer = Vec::new();
+    match browser.read_to_end(&mut answer) {
+        Ok(_) => assert_eq!(answer, b""),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
+    }
+    assert!(!pwned.exists());
+
     // The corrected Python client against the corrected Python server.
     let (host, port) = host_port(&srv.addr);
     let (status, out, _) = python("cmd_client.py", &[host, port, "echo both"], &[]);
