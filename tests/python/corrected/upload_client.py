@@ -1,6 +1,7 @@
 """The lesson's upload client, corrected: constant memory, sendall, an answer.
 
 Usage: python3 upload_client.py HOST PORT PATH
+The token, if the server wants one, comes from the UPLOAD_TOKEN variable.
 """
 import hashlib
 import os
@@ -11,9 +12,12 @@ from framing import recv_json, send_json
 
 host, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 file_size = os.path.getsize(path)  # the size without reading the file
+header = {'file_name': os.path.basename(path), 'file_size': file_size}
+if os.environ.get('UPLOAD_TOKEN'):
+    header['token'] = os.environ['UPLOAD_TOKEN']
 
 with socket.create_connection((host, port), timeout=60) as client:
-    send_json(client, {'file_name': os.path.basename(path), 'file_size': file_size})
+    send_json(client, header)
     digest = hashlib.sha256()
     sent = 0
     with open(path, 'rb') as f:
