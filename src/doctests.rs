@@ -77,6 +77,10 @@ pub struct GuideZhCn07Socketserver;
 #[doc = include_str!("../docs/zh-CN/08-production.md")]
 pub struct GuideZhCn08Production;
 
+/// docs/zh-CN/09-event-loop.md
+#[doc = include_str!("../docs/zh-CN/09-event-loop.md")]
+pub struct GuideZhCn09EventLoop;
+
 /// docs/python-mapping.md
 #[doc = include_str!("../docs/python-mapping.md")]
 pub struct PythonMapping;

@@ -60,7 +60,7 @@ fn code_blocks(text: &str) -> Vec<String> {
 #[test]
 fn the_chinese_guide_has_every_chapter() {
     let en = chapters("docs/guide");
-    assert_eq!(en.len(), 8, "{en:?}");
+    assert!(en.len() >= 9, "{en:?}");
     assert_eq!(chapters("docs/zh-CN"), en);
 }
 
