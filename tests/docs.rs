@@ -143,11 +143,6 @@ fn the_guide_shows_each_corrected_python_file_whole() {
     }
 }
 
-/// The one page that still says "issue 7" (the benchmark report; its
-/// wording changes with the `benches/` → `benchmarks/` rename). Remove
-/// this exception then.
-const TRACKER_STILL_NAMED: &str = "docs/benchmarks.md";
-
 #[test]
 fn no_page_points_outside_the_repository() {
     let mut pages = vec![repo().join("README.md"), repo().join("README.zh-CN.md")];
@@ -162,9 +157,6 @@ fn no_page_points_outside_the_repository() {
                 "{} mentions {needle:?}",
                 page.display()
             );
-        }
-        if page.ends_with(TRACKER_STILL_NAMED) {
-            continue;
         }
         let words: Vec<&str> = text.split_whitespace().collect();
         for pair in words.windows(2) {
@@ -431,6 +423,20 @@ fn a_python_client_cut_off_mid_frame_fails_instead_of_spinning() {
     );
 }
 
+/// A heading's anchor as GitHub makes it: lower case, spaces to `-`,
+/// punctuation dropped.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn every_relative_link_of_the_guides_resolves() {
     let mut pages = vec![
@@ -449,13 +455,25 @@ fn every_relative_link_of_the_guides_resolves() {
             if target.starts_with("http") || target.starts_with('#') {
                 continue;
             }
-            let path = target.split('#').next().unwrap();
+            let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
             let resolved = page.parent().unwrap().join(path);
             assert!(
                 resolved.exists(),
                 "{}: link to {target} does not resolve",
                 page.display()
             );
+            if !anchor.is_empty() {
+                let slugs: Vec<String> = prose(&read(&resolved))
+                    .iter()
+                    .filter_map(|l| l.strip_prefix('#'))
+                    .map(|h| slug(h.trim_start_matches('#')))
+                    .collect();
+                assert!(
+                    slugs.iter().any(|s| s == anchor),
+                    "{}: {target} names no heading of {path}",
+                    page.display()
+                );
+            }
         }
     }
 }
