@@ -6,8 +6,7 @@
 //! Not protected: anyone who can read the traffic (same Wi-Fi, on the path)
 //! sees the secret in clear text; UDP has no encryption here.
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 
 use sha2::{Digest, Sha256};
 use socketserver::Addr;
@@ -71,17 +70,7 @@ pub fn split_signed(data: &[u8]) -> Option<(&str, &[u8])> {
         .then_some((secret, &rest[SECRET_HEX + 1..]))
 }
 
-/// `N` bytes from `/dev/urandom`.
-pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
-    let mut buf = [0u8; N];
-    File::open("/dev/urandom")?.read_exact(&mut buf)?;
-    Ok(buf)
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use super::common::{hex, random_bytes};
 
 /// A datagram from a member's address without the member's secret: a
 /// forged source. Nothing is done and nothing is sent.

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use socketserver::StreamRequest;
 
-use super::common::hex;
 use super::sys;
 
 /// The environment variable a token may come from.
@@ -34,12 +33,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// IPs remembered at most (the oldest unblocked ones are forgotten first).
 const MAX_TRACKED: usize = 4096;
 
-/// `n` random bytes from the kernel, in hex.
-pub fn random_hex(n: usize) -> io::Result<String> {
-    let mut bytes = vec![0u8; n];
-    fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(hex(&bytes))
-}
+pub use super::common::random_hex;
 
 /// The shared secret, kept only as its SHA-256.
 #[derive(Clone)]

@@ -117,6 +117,23 @@ pub fn init_logging() {
         .try_init();
 }
 
+/// `N` random bytes from the kernel (`/dev/urandom`): tokens, secrets,
+/// cookie keys.
+pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    use std::io::Read as _;
+    let mut buf = [0u8; N];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+/// `n` random bytes from the kernel, in lowercase hex.
+pub fn random_hex(n: usize) -> io::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex(&bytes))
+}
+
 /// Lowercase hex of `bytes` (digests, tokens, file keys).
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;

@@ -16,14 +16,12 @@
 //!   resume.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-
-use super::common::hex;
 
 /// Shortest token accepted, in characters.
 pub const MIN_TOKEN_LEN: usize = 32;
@@ -46,11 +44,9 @@ pub struct Auth {
     lesson: bool,
 }
 
-/// 16 random bytes from the kernel, in hex.
+/// 16 random bytes from the kernel, in hex: a token, an upload id.
 pub fn random_hex() -> io::Result<String> {
-    let mut bytes = [0u8; 16];
-    fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(hex(&bytes))
+    super::common::random_hex(16)
 }
 
 impl Auth {
