@@ -57,7 +57,6 @@ pub struct StreamRequest {
     /// A handle to the server, to stop it from inside a handler (Python's
     /// `self.server.shutdown()`).
     pub server: ServerHandle,
-    stream: Arc<Stream>,
     phase: Arc<Phase>,
     wire: Arc<Wire>,
     proxy: Option<ProxyInfo>,
@@ -73,7 +72,6 @@ impl StreamRequest {
             wfile: Wfile(Arc::clone(&wire)),
             peer: opened.peer,
             server,
-            stream: Arc::clone(&wire.stream),
             phase,
             wire,
             proxy: opened.proxy,
@@ -100,7 +98,7 @@ impl StreamRequest {
     /// request deadline and the rate all count from now.
     /// [`next_request`](Self::next_request) does this itself.
     pub fn restart_deadlines(&self) -> io::Result<()> {
-        self.wire.clock.restart(&self.stream, false)
+        self.wire.clock.restart(&self.wire.stream, false)
     }
 
     /// Waits for the next request on a long-lived connection: returns
@@ -131,7 +129,7 @@ impl StreamRequest {
     /// bounds this wait, the request deadline and the rate count from it.
     pub fn next_request(&mut self) -> io::Result<bool> {
         let buffered = !self.rfile.buffer().is_empty();
-        self.wire.clock.restart(&self.stream, buffered)?;
+        self.wire.clock.restart(&self.wire.stream, buffered)?;
         if buffered {
             return Ok(true);
         }
@@ -163,7 +161,7 @@ impl StreamRequest {
     /// Reading from it directly skips whatever `rfile` has buffered.
     #[doc(alias = "connection")]
     pub fn stream(&self) -> &Stream {
-        &self.stream
+        &self.wire.stream
     }
 
     /// Sets this connection's read timeout (`SO_RCVTIMEO`); a read that
@@ -174,12 +172,12 @@ impl StreamRequest {
     /// With [`Deadlines`](crate::Deadlines) set, a read waits at most the
     /// shorter of this timeout and the time left to the nearest deadline.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.wire.clock.set_user_read(&self.stream, timeout)
+        self.wire.clock.set_user_read(&self.wire.stream, timeout)
     }
 
     /// Sets this connection's write timeout (`SO_SNDTIMEO`).
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.wire.clock.set_user_write(&self.stream, timeout)
+        self.wire.clock.set_user_write(&self.wire.stream, timeout)
     }
 
     /// True once the server is shutting down: a long-lived handler should
