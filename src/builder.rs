@@ -9,9 +9,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::deadline::Deadlines;
 use crate::handler::{DatagramHandler, StreamHandler};
+use crate::proxy::ProxyProtocol;
 use crate::server::Server;
 use crate::strategy::{Execute, Sequential, Strategy};
+#[cfg(feature = "tls")]
+use crate::tls::TlsConfig;
 use crate::transport::{
     Connection, Datagram, TcpTransport, UdpTransport, UnixDatagramTransport, UnixStreamTransport,
 };
@@ -322,6 +326,48 @@ impl<S: Strategy> ServerBuilder<S> {
     {
         let transport = UnixDatagramTransport::from_socket(socket, &self.config)?;
         Server::new(transport, handler, self.strategy, self.config)
+    }
+}
+
+/// The connection's edge: deadlines, the PROXY protocol, TLS, and what a
+/// close does with the backlog (run where the handler runs; see `edge.rs`).
+impl<S: Strategy> ServerBuilder<S> {
+    /// Deadlines for every connection's reads: idle time before the first
+    /// byte, a whole-request limit, a minimum rate (see [`Deadlines`]).
+    /// Default: none.
+    pub fn deadlines(mut self, deadlines: Deadlines) -> Self {
+        self.config.edge.deadlines = deadlines;
+        self
+    }
+
+    /// Requires a PROXY protocol header (v1 or v2) on every connection, from
+    /// the trusted proxies only (see [`ProxyProtocol`]). Default: off, no
+    /// header is read and the socket's peer is the client.
+    pub fn proxy_protocol(mut self, policy: ProxyProtocol) -> Self {
+        self.config.edge.proxy = Some(policy);
+        self
+    }
+
+    /// Whether [`server_close`](crate::Server::server_close) first accepts
+    /// and serves the connections already waiting in the listen backlog.
+    /// Closing the listener resets them, and a load balancer that had
+    /// already forwarded a client there cannot retry it elsewhere; with
+    /// this on, only a connection arriving in the microseconds between the
+    /// last `accept` and the `close` is lost, and later ones are refused
+    /// (which a balancer does retry). Default: off (Python's behaviour:
+    /// queued connections are reset). Stream servers only: a datagram
+    /// server's queued datagrams are not reset, and not served, by a close.
+    pub fn serve_backlog_on_close(mut self, on: bool) -> Self {
+        self.config.edge.serve_backlog = on;
+        self
+    }
+
+    /// Serves TLS on every connection of a stream server (feature `tls`; see
+    /// [`TlsConfig`]). Default: off, plain TCP.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: TlsConfig) -> Self {
+        self.config.edge.tls = Some(config);
+        self
     }
 }
 

@@ -1,11 +1,16 @@
 //! The settings a [`ServerBuilder`](crate::ServerBuilder) collects, read by
-//! the transports, the loop and every request. A leaf: it depends on no
-//! other module of the crate but `net`.
+//! the transports, the loop and every request. Near a leaf: it depends only
+//! on `net` and on the settings types of the connection's edge (`deadline`,
+//! `proxy`, `tls`), none of which depend on it.
 
 use std::io;
 use std::time::Duration;
 
+use crate::deadline::Deadlines;
 use crate::net::Stream;
+use crate::proxy::ProxyProtocol;
+#[cfg(feature = "tls")]
+use crate::tls::TlsConfig;
 
 /// Every option of a server, at its default until a builder setter changes it.
 #[derive(Debug, Clone)]
@@ -24,7 +29,7 @@ pub struct Config {
     pub(crate) drain_timeout: Option<Duration>,
     pub(crate) service_interval: Option<Duration>,
     pub(crate) quiet_panics: bool,
-    pub(crate) edge: crate::edge::Edge,
+    pub(crate) edge: Edge,
 }
 
 impl Default for Config {
@@ -67,4 +72,14 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The connection-edge settings of a server (part of its `Config`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Edge {
+    pub(crate) deadlines: Deadlines,
+    pub(crate) proxy: Option<ProxyProtocol>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<TlsConfig>,
+    pub(crate) serve_backlog: bool,
 }

@@ -19,65 +19,13 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 
-use crate::builder::ServerBuilder;
 use crate::config::Config;
-use crate::deadline::{Clock, Deadlines, Sock};
+use crate::deadline::{Clock, Sock};
 use crate::net::{Addr, Stream};
 use crate::proxy::{self, ProxyInfo, ProxyProtocol};
 use crate::stats::{Stats, TimeoutKind};
-use crate::strategy::Strategy;
 #[cfg(feature = "tls")]
-use crate::tls::{Session, TlsConfig, TlsInfo};
-
-/// The connection-edge settings of a server (part of its `Config`).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Edge {
-    pub(crate) deadlines: Deadlines,
-    pub(crate) proxy: Option<ProxyProtocol>,
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<TlsConfig>,
-    pub(crate) serve_backlog: bool,
-}
-
-impl<S: Strategy> ServerBuilder<S> {
-    /// Deadlines for every connection's reads: idle time before the first
-    /// byte, a whole-request limit, a minimum rate (see [`Deadlines`]).
-    /// Default: none.
-    pub fn deadlines(mut self, deadlines: Deadlines) -> Self {
-        self.config.edge.deadlines = deadlines;
-        self
-    }
-
-    /// Requires a PROXY protocol header (v1 or v2) on every connection, from
-    /// the trusted proxies only (see [`ProxyProtocol`]). Default: off, no
-    /// header is read and the socket's peer is the client.
-    pub fn proxy_protocol(mut self, policy: ProxyProtocol) -> Self {
-        self.config.edge.proxy = Some(policy);
-        self
-    }
-
-    /// Whether [`server_close`](crate::Server::server_close) first accepts
-    /// and serves the connections already waiting in the listen backlog.
-    /// Closing the listener resets them, and a load balancer that had
-    /// already forwarded a client there cannot retry it elsewhere; with
-    /// this on, only a connection arriving in the microseconds between the
-    /// last `accept` and the `close` is lost, and later ones are refused
-    /// (which a balancer does retry). Default: off (Python's behaviour:
-    /// queued connections are reset). Stream servers only: a datagram
-    /// server's queued datagrams are not reset, and not served, by a close.
-    pub fn serve_backlog_on_close(mut self, on: bool) -> Self {
-        self.config.edge.serve_backlog = on;
-        self
-    }
-
-    /// Serves TLS on every connection of a stream server (feature `tls`; see
-    /// [`TlsConfig`]). Default: off, plain TCP.
-    #[cfg(feature = "tls")]
-    pub fn tls(mut self, config: TlsConfig) -> Self {
-        self.config.edge.tls = Some(config);
-        self
-    }
-}
+use crate::tls::{Session, TlsInfo};
 
 /// A connection's byte stream: the socket, its deadlines and counters, and
 /// its TLS session if any. `rfile` and `wfile` share it.

@@ -176,3 +176,11 @@ impl ServerHandle {
         self.in_flight.abort();
     }
 }
+
+impl ServerHandle {
+    /// A snapshot of the server's counters (see [`ServerStats`](crate::ServerStats)).
+    pub fn stats(&self) -> crate::stats::ServerStats {
+        self.stats
+            .snapshot(self.active_connections(), self.is_shutting_down())
+    }
+}

@@ -127,14 +127,6 @@ impl Stats {
     }
 }
 
-impl crate::ServerHandle {
-    /// A snapshot of the server's counters (see [`ServerStats`]).
-    pub fn stats(&self) -> ServerStats {
-        self.stats
-            .snapshot(self.active_connections(), self.is_shutting_down())
-    }
-}
-
 /// Where the server is in its life, as far as draining goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
